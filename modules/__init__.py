@@ -1,0 +1,1 @@
+"""The UnAvgLip / MuseTalk method in plain torch and numpy. Nothing here imports ComfyUI."""

@@ -1,0 +1,62 @@
+"""Crops + speech in, generated crops out: the base-model lip sync as one call, used by the node and the CLI."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .crop_input import prepare_crops
+from .frame_timing import PAD_AUDIO, FramePlan, plan_frames
+from .lipsync_inference import generate_mouths
+from .musetalk_unet import LipSyncUNet
+from .runtime import Runtime
+from .speech_input import mono_16k
+from .vae_codec import LatentCodec
+from .whisper_encoder import SAMPLE_RATE, WhisperEncoder
+from .whisper_features import check_fps, encode_audio, frame_features, frames_covered
+
+
+@dataclass
+class LipSyncResult:
+    crops: torch.Tensor  # [M, 256, 256, 3] float32 0..1
+    plan: FramePlan
+
+
+def lipsync_crops(
+    base: LipSyncUNet,
+    codec: LatentCodec,
+    encoder: WhisperEncoder,
+    crops: torch.Tensor,
+    waveform,
+    sample_rate: int,
+    fps: float,
+    batch_size: int = 8,
+    length_policy: str = PAD_AUDIO,
+    reference_crop: torch.Tensor | None = None,
+    runtime: Runtime | None = None,
+) -> LipSyncResult:
+    runtime = runtime or Runtime()
+    check_fps(fps)
+    crops = prepare_crops(crops, log=runtime.log)
+    if reference_crop is not None:
+        reference_crop = prepare_crops(reference_crop[:1], log=runtime.log)
+    audio = mono_16k(waveform, sample_rate, log=runtime.log)
+    plan = plan_frames(crops.shape[0], frames_covered(audio.size, SAMPLE_RATE, fps), length_policy, fps)
+    if plan.note:
+        runtime.log(f"UnAvgLip: {plan.note}")
+    needed_samples = math.ceil(plan.audio_frames_needed / fps * SAMPLE_RATE)
+    if audio.size < needed_samples:
+        audio = np.pad(audio, (0, needed_samples - audio.size))
+    features = encode_audio(encoder, audio, flavour=base.version)
+    generated = generate_mouths(
+        base.unet,
+        codec,
+        crops,
+        lambda indices: frame_features(features, indices, fps),
+        batch_size=batch_size,
+        reference_crop=reference_crop,
+        runtime=runtime,
+        crop_indices=plan.crop_indices,
+    )
+    return LipSyncResult(crops=generated, plan=plan)

@@ -1,0 +1,67 @@
+"""UnAvgLip_LoadAudio: any common audio file, or a video's sound track, as core AUDIO."""
+
+import os
+
+import folder_paths
+import torch
+
+from ..modules.audio_file import AUDIO_FILE_EXTENSIONS, is_silent, load_audio_file
+from .comfy_runtime import logger
+
+
+def input_audio_files() -> list[str]:
+    folder = folder_paths.get_input_directory()
+    if not os.path.isdir(folder):
+        return []
+    names = []
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if os.path.splitext(name)[1].lower() in AUDIO_FILE_EXTENSIONS:
+                names.append(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
+    return sorted(names)
+
+
+class LoadAudio:
+    DESCRIPTION = (
+        "Decodes wav, flac, mp3, m4a/aac, ogg/opus, or the sound of an mp4/mkv/mov/webm video from ComfyUI's "
+        "input folder, keeping its sample rate and channels. start and duration are in seconds (duration 0 = to "
+        "the end)."
+    )
+    CATEGORY = "UnAvgLip/audio"
+    RETURN_TYPES = ("AUDIO",)
+    RETURN_NAMES = ("audio",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "audio": (input_audio_files(), {"audio_upload": True}),
+                "start_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01}),
+                "duration_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01,
+                                                "tooltip": "0 loads to the end of the file."}),
+            }
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, audio, start_seconds, duration_seconds):
+        path = folder_paths.get_annotated_filepath(audio)
+        if not os.path.isfile(path):
+            return ""
+        stat = os.stat(path)
+        return f"{stat.st_mtime_ns}:{stat.st_size}:{start_seconds}:{duration_seconds}"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, audio):
+        if not folder_paths.exists_annotated_filepath(audio):
+            return f"Audio file not found in ComfyUI's input folder: {audio}"
+        return True
+
+    def load(self, audio, start_seconds, duration_seconds):
+        samples, sample_rate = load_audio_file(
+            folder_paths.get_annotated_filepath(audio), start_seconds, duration_seconds
+        )
+        if is_silent(samples):
+            logger.warning("UnAvgLip: %s is silent (peak below -60 dBFS).", audio)
+        waveform = torch.from_numpy(samples).unsqueeze(0)
+        return ({"waveform": waveform, "sample_rate": int(sample_rate)},)

@@ -1,0 +1,73 @@
+"""Loader nodes for the MuseTalk UNet and the Whisper-tiny audio encoder."""
+
+import comfy.model_management as model_management
+import torch
+
+from ..modules.musetalk_unet import VERSIONS, load_lipsync_unet
+from ..modules.whisper_encoder import load_whisper_encoder
+from .model_folders import AUDIO_ENCODER_FOLDER, LIPSYNC_FOLDER, full_path, hf_model_folders, weight_files
+from .model_handles import MODEL_TYPE, WHISPER_TYPE, LipSyncModel, WhisperHandle, wrap_module
+
+WEIGHT_DTYPES = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def choose_dtype(name: str) -> torch.dtype:
+    if name != "auto":
+        return _DTYPES[name]
+    device = model_management.get_torch_device()
+    if model_management.should_use_fp16(device):
+        return torch.float16
+    if model_management.should_use_bf16(device):
+        return torch.bfloat16
+    return torch.float32
+
+
+class LipSyncModelLoader:
+    DESCRIPTION = (
+        "Loads a MuseTalk UNet from models/lipsync (v1.0: musetalk/pytorch_model.bin with musetalk.json; "
+        "v1.5: musetalkV15/unet.pth). 'auto' tells the version from the published file names."
+    )
+    CATEGORY = "UnAvgLip/loaders"
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("lipsync_model",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "unet_name": (weight_files(LIPSYNC_FOLDER), {"tooltip": "A file in ComfyUI/models/lipsync."}),
+                "version": (("auto",) + VERSIONS, {"default": "auto",
+                            "tooltip": "v1.0 and v1.5 need different audio features; 'auto' reads the file name."}),
+                "weight_dtype": (WEIGHT_DTYPES, {"default": "auto",
+                                 "tooltip": "auto: fp16/bf16 on a GPU that supports it, fp32 on CPU."}),
+            }
+        }
+
+    def load(self, unet_name, version, weight_dtype):
+        base = load_lipsync_unet(full_path(LIPSYNC_FOLDER, unet_name), version=version)
+        base.unet.to(choose_dtype(weight_dtype))
+        return (LipSyncModel(patcher=wrap_module(base.unet), version=base.version, source=base.source),)
+
+
+class WhisperLoader:
+    DESCRIPTION = (
+        "Loads the Whisper-tiny audio encoder MuseTalk uses, from models/audio_encoders: OpenAI's tiny.pt or a "
+        "HF whisper-tiny folder (shown with a trailing '/'). Runs in fp32: it is small and its features feed "
+        "every frame."
+    )
+    CATEGORY = "UnAvgLip/loaders"
+    RETURN_TYPES = (WHISPER_TYPE,)
+    RETURN_NAMES = ("audio_encoder",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        choices = weight_files(AUDIO_ENCODER_FOLDER) + hf_model_folders(AUDIO_ENCODER_FOLDER)
+        return {"required": {"encoder_name": (choices, {"tooltip": "tiny.pt or a whisper-tiny folder."})}}
+
+    def load(self, encoder_name):
+        path = full_path(AUDIO_ENCODER_FOLDER, encoder_name)
+        encoder = load_whisper_encoder(path)
+        return (WhisperHandle(patcher=wrap_module(encoder), source=path),)

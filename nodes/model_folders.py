@@ -1,0 +1,60 @@
+"""The pack's model folders under ComfyUI/models, and file lookup with messages that say where files go."""
+
+import os
+
+import folder_paths
+
+from ..modules.errors import ModelFileError
+
+LIPSYNC_FOLDER = "lipsync"  # MuseTalk UNets: musetalk/pytorch_model.bin, musetalkV15/unet.pth
+AUDIO_ENCODER_FOLDER = "audio_encoders"  # core already registers it; Whisper tiny.pt or a HF folder
+WEIGHT_EXTENSIONS = {".bin", ".pth", ".pt", ".safetensors", ".sft", ".ckpt"}
+
+WHERE_TO_GET = {
+    LIPSYNC_FOLDER: "MuseTalk's weights from huggingface.co/TMElyralab/MuseTalk (musetalk/pytorch_model.bin with "
+    "musetalk.json, or musetalkV15/unet.pth)",
+    AUDIO_ENCODER_FOLDER: "Whisper tiny: OpenAI's tiny.pt, or the huggingface.co/openai/whisper-tiny folder",
+}
+
+
+def register_model_folders() -> None:
+    """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
+    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER):
+        default = os.path.join(folder_paths.models_dir, name)
+        known = folder_paths.folder_names_and_paths.get(name)
+        if known is None:
+            folder_paths.folder_names_and_paths[name] = ([default], set(WEIGHT_EXTENSIONS))
+        elif default not in known[0]:
+            known[0].append(default)
+
+
+def weight_files(folder_name: str) -> list[str]:
+    return [name for name in folder_paths.get_filename_list(folder_name)
+            if os.path.splitext(name)[1].lower() in WEIGHT_EXTENSIONS]
+
+
+def hf_model_folders(folder_name: str) -> list[str]:
+    """Sub-folders holding a HF model (config.json + weights), listed as 'name/'."""
+    found = []
+    for root in folder_paths.get_folder_paths(folder_name):
+        if not os.path.isdir(root):
+            continue
+        for entry in sorted(os.listdir(root)):
+            folder = os.path.join(root, entry)
+            if os.path.isfile(os.path.join(folder, "config.json")) and any(
+                os.path.isfile(os.path.join(folder, name)) for name in ("model.safetensors", "pytorch_model.bin")
+            ):
+                found.append(entry + "/")
+    return found
+
+
+def full_path(folder_name: str, name: str) -> str:
+    for root in folder_paths.get_folder_paths(folder_name):
+        candidate = os.path.join(root, name)
+        if os.path.exists(candidate):
+            return candidate.rstrip("/\\")
+    roots = ", ".join(folder_paths.get_folder_paths(folder_name))
+    raise ModelFileError(
+        f"'{name}' was not found in the '{folder_name}' model folder ({roots}). Put "
+        f"{WHERE_TO_GET.get(folder_name, 'the file')} there, then refresh the node list."
+    )

@@ -1,0 +1,45 @@
+"""What our loader nodes output: ComfyUI ModelPatchers plus what the sampler must know about the model.
+
+UNAVGLIP_MODEL: a MuseTalk UNet (its version decides the audio features). UNAVGLIP_WHISPER: the Whisper-tiny
+encoder. Both are plain objects; `clone()` gives an independent handle for patching nodes.
+"""
+
+from dataclasses import dataclass, replace
+
+import comfy.model_management as model_management
+import comfy.model_patcher
+import torch
+
+MODEL_TYPE = "UNAVGLIP_MODEL"
+WHISPER_TYPE = "UNAVGLIP_WHISPER"
+
+
+def wrap_module(module: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
+    return comfy.model_patcher.ModelPatcher(
+        module,
+        load_device=model_management.get_torch_device(),
+        offload_device=model_management.unet_offload_device(),
+        size=model_management.module_size(module),
+    )
+
+
+def load_to_device(patcher: comfy.model_patcher.ModelPatcher) -> torch.nn.Module:
+    # Plain torch modules cannot be partially loaded, so ask for the whole model on the device.
+    model_management.load_models_gpu([patcher], force_full_load=True)
+    return patcher.model
+
+
+@dataclass
+class LipSyncModel:
+    patcher: comfy.model_patcher.ModelPatcher
+    version: str
+    source: str
+
+    def clone(self) -> "LipSyncModel":
+        return replace(self, patcher=self.patcher.clone())
+
+
+@dataclass
+class WhisperHandle:
+    patcher: comfy.model_patcher.ModelPatcher
+    source: str

@@ -1,0 +1,177 @@
+"""Tiny random-weight models written in the published file formats, for tests and the demo.
+
+Shapes are small, but the files have the same layout, key names and container format as the real ones, so they
+go through the real loaders.
+"""
+
+import json
+import os
+
+import torch
+
+from modules.musetalk_unet import MUSETALK_UNET_CONFIG
+
+TINY_UNET_CONFIG = dict(
+    MUSETALK_UNET_CONFIG,
+    block_out_channels=[32, 64, 64, 64],
+    attention_head_dim=2,
+    layers_per_block=1,
+    cross_attention_dim=64,
+)
+TINY_WHISPER_DIMS = {
+    "n_mels": 80,
+    "n_audio_ctx": 1500,
+    "n_audio_state": 64,
+    "n_audio_head": 2,
+    "n_audio_layer": 4,
+    "n_vocab": 51865,
+    "n_text_ctx": 448,
+    "n_text_state": 64,
+    "n_text_head": 2,
+    "n_text_layer": 1,
+}
+
+
+def randomize(module: torch.nn.Module, seed: int, scale: float = 0.05) -> torch.nn.Module:
+    """Replace every weight with seeded noise (norm weights around 1) so outputs depend on every layer."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator) * scale
+            is_norm_weight = parameter.ndim == 1 and name.endswith("weight")
+            parameter.copy_(noise + 1.0 if is_norm_weight else noise)
+    return module
+
+
+def tiny_unet(seed: int = 0, config: dict | None = None):
+    from diffusers import UNet2DConditionModel
+
+    return randomize(UNet2DConditionModel(**(config or TINY_UNET_CONFIG)), seed).eval()
+
+
+def write_musetalk_unet(models_dir: str, version: str, seed: int = 0, with_json: bool = True, unet=None) -> str:
+    """models_dir/musetalk/pytorch_model.bin (v1.0) or models_dir/musetalkV15/unet.pth (v1.5), + musetalk.json."""
+    folder, name = ("musetalk", "pytorch_model.bin") if version == "v1.0" else ("musetalkV15", "unet.pth")
+    os.makedirs(os.path.join(models_dir, folder), exist_ok=True)
+    path = os.path.join(models_dir, folder, name)
+    unet = unet or tiny_unet(seed)
+    torch.save(unet.state_dict(), path)
+    if with_json:
+        config = {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.6.0.dev0", **TINY_UNET_CONFIG}
+        with open(os.path.join(models_dir, folder, "musetalk.json"), "w", encoding="utf-8") as handle:
+            json.dump(config, handle)
+    return path
+
+
+def openai_whisper_state(seed: int = 0) -> dict:
+    """A full OpenAI Whisper state dict (encoder and a minimal decoder) with tiny widths, fp16 like tiny.pt."""
+    dims = TINY_WHISPER_DIMS
+    generator = torch.Generator().manual_seed(seed)
+
+    def noise(*shape, scale=0.05):
+        return (torch.randn(shape, generator=generator) * scale).half()
+
+    width = dims["n_audio_state"]
+    state = {
+        "encoder.conv1.weight": noise(width, dims["n_mels"], 3, scale=0.1),
+        "encoder.conv1.bias": noise(width),
+        "encoder.conv2.weight": noise(width, width, 3, scale=0.1),
+        "encoder.conv2.bias": noise(width),
+        "encoder.positional_embedding": noise(dims["n_audio_ctx"], width, scale=0.5),
+        "encoder.ln_post.weight": (1 + noise(width)).half(),
+        "encoder.ln_post.bias": noise(width),
+    }
+    for block in range(dims["n_audio_layer"]):
+        prefix = f"encoder.blocks.{block}."
+        for name in ("query", "key", "value", "out"):
+            state[prefix + f"attn.{name}.weight"] = noise(width, width, scale=0.15)
+            if name != "key":
+                state[prefix + f"attn.{name}.bias"] = noise(width)
+        for norm in ("attn_ln", "mlp_ln"):
+            state[prefix + f"{norm}.weight"] = (1 + noise(width)).half()
+            state[prefix + f"{norm}.bias"] = noise(width)
+        state[prefix + "mlp.0.weight"] = noise(width * 4, width, scale=0.1)
+        state[prefix + "mlp.0.bias"] = noise(width * 4)
+        state[prefix + "mlp.2.weight"] = noise(width, width * 4, scale=0.1)
+        state[prefix + "mlp.2.bias"] = noise(width)
+    state["decoder.token_embedding.weight"] = noise(64, dims["n_text_state"])  # shortened vocab; never used
+    state["decoder.ln.weight"] = (1 + noise(dims["n_text_state"])).half()
+    return state
+
+
+def write_openai_whisper(path: str, seed: int = 0) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save({"dims": dict(TINY_WHISPER_DIMS), "model_state_dict": openai_whisper_state(seed)}, path)
+    return path
+
+
+_OPENAI_TO_HF = [
+    ("encoder.blocks.", "encoder.layers."),
+    (".attn.query.", ".self_attn.q_proj."),
+    (".attn.key.", ".self_attn.k_proj."),
+    (".attn.value.", ".self_attn.v_proj."),
+    (".attn.out.", ".self_attn.out_proj."),
+    (".attn_ln.", ".self_attn_layer_norm."),
+    (".mlp.0.", ".fc1."),
+    (".mlp.2.", ".fc2."),
+    (".mlp_ln.", ".final_layer_norm."),
+    ("encoder.ln_post.", "encoder.layer_norm."),
+    ("encoder.positional_embedding", "encoder.embed_positions.weight"),
+]
+
+
+def hf_whisper_config() -> dict:
+    dims = TINY_WHISPER_DIMS
+    return {
+        "architectures": ["WhisperForConditionalGeneration"],
+        "model_type": "whisper",
+        "num_mel_bins": dims["n_mels"],
+        "max_source_positions": dims["n_audio_ctx"],
+        "d_model": dims["n_audio_state"],
+        "encoder_attention_heads": dims["n_audio_head"],
+        "encoder_layers": dims["n_audio_layer"],
+        "encoder_ffn_dim": dims["n_audio_state"] * 4,
+        "decoder_attention_heads": dims["n_text_head"],
+        "decoder_layers": dims["n_text_layer"],
+        "decoder_ffn_dim": dims["n_text_state"] * 4,
+        "max_target_positions": dims["n_text_ctx"],
+        "vocab_size": 64,
+        "activation_function": "gelu",
+        "scale_embedding": False,
+    }
+
+
+def write_hf_whisper(folder: str, seed: int = 0, file_format: str = "safetensors") -> str:
+    """The same weights as `write_openai_whisper(seed)` in a HF folder ("model." prefix, HF names, fp32)."""
+    os.makedirs(folder, exist_ok=True)
+    state = {}
+    for key, value in openai_whisper_state(seed).items():
+        if not key.startswith("encoder."):
+            continue
+        for old, new in _OPENAI_TO_HF:
+            key = key.replace(old, new)
+        state["model." + key] = value.float()
+    state["model.decoder.embed_tokens.weight"] = torch.zeros(64, TINY_WHISPER_DIMS["n_text_state"])
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(hf_whisper_config(), handle)
+    if file_format == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, os.path.join(folder, "model.safetensors"))
+    else:
+        torch.save(state, os.path.join(folder, "pytorch_model.bin"))
+    return folder
+
+
+def tiny_vae(seed: int = 0):
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=32,
+    )
+    return randomize(vae, seed, scale=0.05).eval()
