@@ -1,4 +1,4 @@
-"""Tiny random-weight models written in the published file formats, for tests and the demo.
+"""Random-weight models written in the published file formats: test fixtures, the demo and the benchmarks.
 
 Shapes are small, but the files have the same layout, key names and container format as the real ones, so they
 go through the real loaders.
@@ -9,7 +9,7 @@ import os
 
 import torch
 
-from modules.musetalk_unet import MUSETALK_UNET_CONFIG
+from .musetalk_unet import MUSETALK_UNET_CONFIG
 
 TINY_UNET_CONFIG = dict(
     MUSETALK_UNET_CONFIG,
