@@ -136,6 +136,10 @@ def hf_whisper_config() -> dict:
         "decoder_ffn_dim": dims["n_text_state"] * 4,
         "max_target_positions": dims["n_text_ctx"],
         "vocab_size": 64,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "decoder_start_token_id": 1,
         "activation_function": "gelu",
         "scale_embedding": False,
     }
