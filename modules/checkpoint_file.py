@@ -45,7 +45,7 @@ def _read_pickle(path: str, what: str) -> dict:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_can_mmap(path))
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
+        if "Unsupported global" in str(error):
             raise ModelFileError(
                 f"{what}: {path} contains Python objects other than tensors, so it is refused: loading it could run "
                 "code. Use the original published file, or convert a trusted copy to .safetensors."

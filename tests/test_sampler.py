@@ -1,0 +1,222 @@
+"""The single-step sampler: against a hand-written MuseTalk pipeline, shapes, determinism, batches, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from modules.audio_position import positional_encoding
+from modules.errors import AudioInputError, FrameInputError, SettingError
+from modules.frame_timing import CUT_TO_SHORTER, LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS, plan_frames
+from modules.lipsync_inference import generate_mouths
+from modules.lipsync_pipeline import lipsync_crops
+from modules.musetalk_unet import load_lipsync_unet
+from modules.random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
+from modules.runtime import Runtime
+from modules.vae_codec import DiffusersVAECodec
+from modules.whisper_encoder import load_whisper_encoder
+from modules.whisper_features import encode_audio, frame_features
+
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    base = load_lipsync_unet(write_musetalk_unet(str(folder), "v1.0", seed=7))
+    encoder = load_whisper_encoder(write_openai_whisper(str(folder / "tiny.pt"), seed=2))
+    codec = DiffusersVAECodec(tiny_vae(seed=5))
+    return base, encoder, codec
+
+
+def face_crops(count: int, seed: int = 0) -> torch.Tensor:
+    """Smooth 'faces': a bright ellipse with a dark mouth that moves, on a gradient, quantised to 8 bits."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:256, 0:256] / 255.0
+    crops = []
+    for index in range(count):
+        face = ((x - 0.5) ** 2 / 0.12 + (y - 0.5) ** 2 / 0.2) < 1
+        mouth = ((x - 0.5) ** 2 / 0.01 + (y - 0.75) ** 2 / (0.0005 + 0.002 * (index % 3))) < 1
+        image = np.stack([0.3 + 0.4 * x, 0.3 + 0.2 * y, 0.5 - 0.2 * x], axis=-1)
+        image[face] = [0.85, 0.65, 0.55]
+        image[mouth] = [0.35, 0.1, 0.1]
+        image += rng.normal(0, 0.01, image.shape)
+        crops.append(np.round(np.clip(image, 0, 1) * 255) / 255)
+    return torch.tensor(np.stack(crops), dtype=torch.float32)
+
+
+def speech(seconds: float, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    voiced = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return torch.tensor(0.2 * voiced + 0.01 * rng.standard_normal(t.size), dtype=torch.float32).view(1, 1, -1)
+
+
+def musetalk_by_hand(base, encoder, vae, crops: torch.Tensor, waveform: torch.Tensor) -> np.ndarray:
+    """MuseTalk v1.0's inference written out step by step, as its scripts do it (posterior mode for the VAE)."""
+    features = encode_audio(encoder, waveform[0, 0].numpy(), "v1.0")
+    outputs = []
+    for index in range(crops.shape[0]):
+        bgr_uint8 = (crops[index].numpy() * 255).round().astype(np.uint8)[..., ::-1]
+        rgb = bgr_uint8[..., ::-1] / 255.0  # cv2.cvtColor(BGR2RGB), then /255 in float64
+        full = torch.FloatTensor(np.transpose(rgb, (2, 0, 1)).copy())
+        mask = torch.zeros(256, 256)
+        mask[:128, :] = 1
+        masked = full * (mask > 0.5)
+        normalise = lambda image: ((image - 0.5) / 0.5).unsqueeze(0)  # noqa: E731 (Normalize(0.5, 0.5))
+        with torch.no_grad():
+            masked_latent = 0.18215 * vae.encode(normalise(masked)).latent_dist.mode()
+            reference_latent = 0.18215 * vae.encode(normalise(full)).latent_dist.mode()
+            tokens = frame_features(features, [index], FPS) + positional_encoding(50, 64)
+            latent = torch.cat([masked_latent, reference_latent], dim=1)
+            prediction = base.unet(latent, torch.tensor([0]), encoder_hidden_states=tokens).sample
+            image = vae.decode((1 / 0.18215) * prediction).sample
+        image = (image / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        outputs.append((image * 255).round().astype(np.uint8)[0])
+    return np.stack(outputs)
+
+
+def test_matches_hand_written_musetalk_pipeline(models):
+    base, encoder, codec = models
+    crops, waveform = face_crops(5), speech(0.2)
+    result = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=2)
+    ours = (result.crops.numpy() * 255).round().astype(np.uint8)
+    reference = musetalk_by_hand(base, encoder, codec.vae, crops, waveform)
+    assert ours.shape == reference.shape == (5, 256, 256, 3)
+    assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1  # within one 8-bit level
+
+
+def test_shapes_range_and_determinism(models):
+    base, encoder, codec = models
+    crops, waveform = face_crops(3), speech(0.12)
+    first = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=2).crops
+    second = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=2).crops
+    assert first.shape == (3, 256, 256, 3) and first.dtype == torch.float32
+    assert first.min() >= 0 and first.max() <= 1 and first.std() > 0.01
+    assert torch.equal(first, second)
+
+
+def test_batch_size_does_not_change_results(models):
+    base, encoder, codec = models
+    crops, waveform = face_crops(5), speech(0.2)
+    one = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=1).crops
+    five = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=5).crops
+    # CPU kernels may sum in another order for another batch size: allow half an 8-bit level.
+    torch.testing.assert_close(one, five, rtol=0, atol=0.5 / 255)
+
+
+def test_audio_and_reference_change_the_output(models):
+    base, encoder, codec = models
+    crops = face_crops(2)
+    speaking = lipsync_crops(base, codec, encoder, crops, speech(0.08, seed=1), 16000, FPS).crops
+    other = lipsync_crops(base, codec, encoder, crops, speech(0.08, seed=1) * 0 + 0.3 * torch.randn(1, 1, 1280),
+                          16000, FPS).crops
+    fixed = lipsync_crops(base, codec, encoder, crops, speech(0.08, seed=1), 16000, FPS,
+                          reference_crop=face_crops(1, seed=9)).crops
+    assert (speaking - other).abs().max() > 1e-3
+    assert (speaking - fixed).abs().max() > 1e-3
+
+
+def test_half_precisions_stay_close_to_fp32(models, tmp_path):
+    base, encoder, codec = models
+    crops, waveform = face_crops(2), speech(0.08)
+    reference = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS).crops
+    for dtype in (torch.bfloat16, torch.float16):
+        half = load_lipsync_unet(base.source)
+        half.unet.to(dtype)
+        result = lipsync_crops(half, codec, encoder, crops, waveform, 16000, FPS).crops
+        assert result.dtype == torch.float32
+        assert (result - reference).abs().mean() < 0.02, dtype
+
+
+def test_progress_and_cancel_within_one_batch(models):
+    base, encoder, codec = models
+    crops = face_crops(6)
+    features = encode_audio(encoder, speech(0.24)[0, 0].numpy(), "v1.0")
+    progress, batches = [], []
+
+    class Cancelled(Exception):
+        pass
+
+    def interrupt_after_two_batches():
+        batches.append(1)
+        if len(batches) > 2:
+            raise Cancelled()
+
+    runtime = Runtime(report_progress=lambda done, total: progress.append((done, total)),
+                      raise_if_interrupted=interrupt_after_two_batches)
+    with pytest.raises(Cancelled):
+        generate_mouths(base.unet, codec, crops, lambda idx: frame_features(features, idx, FPS), batch_size=2,
+                        runtime=runtime)
+    assert progress == [(0, 6), (2, 6), (4, 6)]
+
+
+def test_square_crops_of_other_sizes_are_resized_and_others_refused(models):
+    base, encoder, codec = models
+    messages = []
+    big = torch.nn.functional.interpolate(face_crops(1).permute(0, 3, 1, 2), size=(320, 320)).permute(0, 2, 3, 1)
+    result = lipsync_crops(base, codec, encoder, big, speech(0.04), 16000, FPS,
+                           runtime=Runtime(log=messages.append))
+    assert result.crops.shape == (1, 256, 256, 3)
+    assert any("resizing 320x320 crops to 256x256" in message for message in messages)
+    with pytest.raises(FrameInputError, match="square 256x256; got 256x200"):
+        lipsync_crops(base, codec, encoder, torch.rand(1, 200, 256, 3), speech(0.04), 16000, FPS)
+    with pytest.raises(FrameInputError, match="empty"):
+        lipsync_crops(base, codec, encoder, torch.rand(0, 256, 256, 3), speech(0.04), 16000, FPS)
+    with pytest.raises(FrameInputError, match="NaN"):
+        lipsync_crops(base, codec, encoder, torch.full((1, 256, 256, 3), float("nan")), speech(0.04), 16000, FPS)
+
+
+@pytest.mark.parametrize("fps", [0.0, -1.0, float("nan")])
+def test_bad_fps(models, fps):
+    base, encoder, codec = models
+    with pytest.raises(SettingError, match="fps must be a positive number"):
+        lipsync_crops(base, codec, encoder, face_crops(1), speech(0.04), 16000, fps)
+
+
+def test_bad_audio(models):
+    base, encoder, codec = models
+    crops = face_crops(1)
+    with pytest.raises(AudioInputError, match="empty"):
+        lipsync_crops(base, codec, encoder, crops, torch.zeros(1, 1, 0), 16000, FPS)
+    with pytest.raises(AudioInputError, match="NaN or infinite"):
+        lipsync_crops(base, codec, encoder, crops, torch.full((1, 1, 800), float("nan")), 16000, FPS)
+    with pytest.raises(AudioInputError, match="sample rate"):
+        lipsync_crops(base, codec, encoder, crops, speech(0.04), 0, FPS)
+    messages = []
+    silent = lipsync_crops(base, codec, encoder, crops, torch.zeros(1, 2, 640), 16000, FPS,
+                           runtime=Runtime(log=messages.append))
+    assert silent.crops.shape == (1, 256, 256, 3)
+    assert any("silent" in message for message in messages)
+
+
+def test_stereo_44k_audio_is_mixed_and_resampled(models):
+    base, encoder, codec = models
+    t = torch.arange(4410) / 44100
+    stereo = torch.stack([torch.sin(2 * np.pi * 220 * t), torch.sin(2 * np.pi * 330 * t)]).unsqueeze(0) * 0.3
+    result = lipsync_crops(base, codec, encoder, face_crops(2), stereo, 44100, FPS)
+    assert result.crops.shape == (2, 256, 256, 3)
+
+
+def test_length_policies():
+    assert plan_frames(10, 10, PAD_AUDIO, 25).note == ""
+    padded = plan_frames(10, 4, PAD_AUDIO, 25)
+    assert padded.crop_indices == list(range(10)) and padded.audio_frames_needed == 10
+    assert "padded with silence" in padded.note
+    assert "not used" in plan_frames(4, 10, PAD_AUDIO, 25).note
+    assert plan_frames(4, 10, CUT_TO_SHORTER, 25).crop_indices == [0, 1, 2, 3]
+    assert plan_frames(10, 4, CUT_TO_SHORTER, 25).crop_indices == [0, 1, 2, 3]
+    assert plan_frames(3, 7, LOOP_CROPS, 25).crop_indices == [0, 1, 2, 0, 1, 2, 0]
+    assert plan_frames(3, 8, PINGPONG_CROPS, 25).crop_indices == [0, 1, 2, 2, 1, 0, 0, 1]
+    with pytest.raises(SettingError, match="length policy"):
+        plan_frames(3, 3, "stretch", 25)
+
+
+def test_crops_longer_than_audio_pad_with_silence(models):
+    base, encoder, codec = models
+    messages = []
+    result = lipsync_crops(base, codec, encoder, face_crops(6), speech(0.08), 16000, FPS,
+                           runtime=Runtime(log=messages.append))
+    assert result.crops.shape[0] == 6
+    assert any("padded with silence" in message for message in messages)
+    looped = lipsync_crops(base, codec, encoder, face_crops(2), speech(0.2), 16000, FPS, length_policy=LOOP_CROPS)
+    assert looped.crops.shape[0] == 5 and looped.plan.crop_indices == [0, 1, 0, 1, 0]
