@@ -60,7 +60,7 @@ def load_diffusers_vae(folder: str):
     from .errors import ModelFileError
 
     try:
-        return AutoencoderKL.from_pretrained(folder, local_files_only=True).eval().requires_grad_(False)
+        return AutoencoderKL.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False).eval().requires_grad_(False)
     except (OSError, ValueError, EnvironmentError) as error:
         raise ModelFileError(
             f"Cannot load a VAE from {folder}: it must be a diffusers AutoencoderKL folder such as sd-vae-ft-mse "
