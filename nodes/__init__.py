@@ -1,6 +1,7 @@
 """ComfyUI node classes: thin wrappers that validate inputs and call modules/."""
 
 from .audio_nodes import LoadAudio
+from .face_nodes import FaceAnalysisLoader, FaceCrop, PasteBack
 from .loader_nodes import LipSyncModelLoader, WhisperLoader
 from .model_folders import register_model_folders
 from .sampler_node import LipSyncSampler
@@ -10,6 +11,9 @@ NODE_CLASS_MAPPINGS = {
     "UnAvgLip_LipSyncModelLoader": LipSyncModelLoader,
     "UnAvgLip_WhisperLoader": WhisperLoader,
     "UnAvgLip_LipSyncSampler": LipSyncSampler,
+    "UnAvgLip_FaceAnalysisLoader": FaceAnalysisLoader,
+    "UnAvgLip_FaceCrop": FaceCrop,
+    "UnAvgLip_PasteBack": PasteBack,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -17,6 +21,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "UnAvgLip_LipSyncModelLoader": "Load Lip-Sync Model (UnAvgLip)",
     "UnAvgLip_WhisperLoader": "Load Whisper Audio Encoder (UnAvgLip)",
     "UnAvgLip_LipSyncSampler": "Lip-Sync Sampler (UnAvgLip)",
+    "UnAvgLip_FaceAnalysisLoader": "Face Analysis Loader (UnAvgLip)",
+    "UnAvgLip_FaceCrop": "Face Crop (UnAvgLip)",
+    "UnAvgLip_PasteBack": "Paste Back (UnAvgLip)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folders"]

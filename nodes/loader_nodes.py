@@ -47,7 +47,9 @@ class LipSyncModelLoader:
 
     def load(self, unet_name, version, weight_dtype):
         base = load_lipsync_unet(full_path(LIPSYNC_FOLDER, unet_name), version=version)
-        base.unet.to(choose_dtype(weight_dtype))
+        dtype = choose_dtype(weight_dtype)
+        if dtype != torch.float32:
+            base.unet.to(dtype)
         return (LipSyncModel(patcher=wrap_module(base.unet), version=base.version, source=base.source),)
 
 

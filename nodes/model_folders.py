@@ -8,22 +8,30 @@ from ..modules.errors import ModelFileError
 
 LIPSYNC_FOLDER = "lipsync"  # MuseTalk UNets: musetalk/pytorch_model.bin, musetalkV15/unet.pth
 AUDIO_ENCODER_FOLDER = "audio_encoders"  # core already registers it; Whisper tiny.pt or a HF folder
+INSIGHTFACE_FOLDER = "insightface"  # the root insightface reads; packs live in its models/<pack>/ subfolder
+FACE_PARSING_FOLDER = "face_parsing"  # BiSeNet 79999_iter.pth for the jaw / full_face paste modes
 WEIGHT_EXTENSIONS = {".bin", ".pth", ".pt", ".safetensors", ".sft", ".ckpt"}
+FOLDER_EXTENSIONS = {INSIGHTFACE_FOLDER: {".onnx"}}  # folders not listed hold WEIGHT_EXTENSIONS
 
 WHERE_TO_GET = {
     LIPSYNC_FOLDER: "MuseTalk's weights from huggingface.co/TMElyralab/MuseTalk (musetalk/pytorch_model.bin with "
     "musetalk.json, or musetalkV15/unet.pth)",
     AUDIO_ENCODER_FOLDER: "Whisper tiny: OpenAI's tiny.pt, or the huggingface.co/openai/whisper-tiny folder",
+    INSIGHTFACE_FOLDER: "an insightface model pack unzipped into models/<pack>/ (buffalo_l.zip from "
+    "github.com/deepinsight/insightface/releases, or antelopev2; IPAdapter FaceID, InstantID and PuLID use the same "
+    "folder)",
+    FACE_PARSING_FOLDER: "79999_iter.pth, the BiSeNet face-parsing model of github.com/zllrunning/face-parsing.PyTorch "
+    "(MuseTalk's models/face-parse-bisent/ holds the same file)",
 }
 
 
 def register_model_folders() -> None:
     """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
-    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER):
+    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER):
         default = os.path.join(folder_paths.models_dir, name)
         known = folder_paths.folder_names_and_paths.get(name)
         if known is None:
-            folder_paths.folder_names_and_paths[name] = ([default], set(WEIGHT_EXTENSIONS))
+            folder_paths.folder_names_and_paths[name] = ([default], set(FOLDER_EXTENSIONS.get(name, WEIGHT_EXTENSIONS)))
         elif default not in known[0]:
             known[0].append(default)
 

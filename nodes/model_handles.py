@@ -14,9 +14,18 @@ MODEL_TYPE = "UNAVGLIP_MODEL"
 WHISPER_TYPE = "UNAVGLIP_WHISPER"
 
 
+class ManagedModule(torch.nn.Module):
+    """A container ModelPatcher can manage: it assigns `model.device`, which diffusers models make read-only."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.device = torch.device("cpu")
+
+
 def wrap_module(module: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
     return comfy.model_patcher.ModelPatcher(
-        module,
+        ManagedModule(module),
         load_device=model_management.get_torch_device(),
         offload_device=model_management.unet_offload_device(),
         size=model_management.module_size(module),
@@ -26,7 +35,7 @@ def wrap_module(module: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
 def load_to_device(patcher: comfy.model_patcher.ModelPatcher) -> torch.nn.Module:
     # Plain torch modules cannot be partially loaded, so ask for the whole model on the device.
     model_management.load_models_gpu([patcher], force_full_load=True)
-    return patcher.model
+    return patcher.model.inner
 
 
 @dataclass

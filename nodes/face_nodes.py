@@ -1,0 +1,385 @@
+"""Face nodes: the insightface loader, the MuseTalk face crop, and pasting generated crops back into the frames.
+
+INSIGHTFACE is an `insightface.app.FaceAnalysis` (the type IPAdapter_plus and InstantID use, so their loaders and
+ours are interchangeable). UNAVGLIP_CROP_INFO is a `modules.crop_info.CropInfo`.
+"""
+
+import math
+import os
+
+import folder_paths
+import numpy as np
+import torch
+
+from ..modules.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
+from ..modules.errors import FrameInputError, ModelFileError, SettingError
+from ..modules.face_analysis import (
+    CHOOSE_RULES,
+    PROVIDERS,
+    choose_face,
+    detect_faces,
+    list_model_packs,
+    load_face_analysis,
+)
+from ..modules.face_crop import crops_from_landmarks
+from ..modules.face_parsing import FILE_NAME as FACE_PARSER_FILE
+from ..modules.face_parsing import load_face_parser
+from ..modules.paste_back import MODES as PASTE_MODES
+from ..modules.paste_back import paste_back
+from .comfy_runtime import comfy_runtime, logger
+from .model_folders import FACE_PARSING_FOLDER, INSIGHTFACE_FOLDER
+from .model_handles import load_to_device, wrap_module
+
+INSIGHTFACE_TYPE = "INSIGHTFACE"
+CROP_INFO_TYPE = "UNAVGLIP_CROP_INFO"
+POSE_TYPE = "POSE_KEYPOINT"  # comfyui_controlnet_aux (DWPose / OpenPose preprocessors)
+KNOWN_PACKS = ["buffalo_l", "antelopev2"]  # offered when none is installed, so running says what to put where
+FACE_POINTS = 68
+PARSING_MODES = ("jaw", "full_face")
+
+_FACE_PARSERS = {}  # (path, mtime_ns) -> ModelPatcher of the BiSeNet face parser
+
+
+# ---- insightface model packs ----
+
+
+def insightface_roots() -> list[str]:
+    try:
+        return list(folder_paths.get_folder_paths(INSIGHTFACE_FOLDER))
+    except KeyError:  # folders not registered (the pack's __init__ does that)
+        return [os.path.join(folder_paths.models_dir, INSIGHTFACE_FOLDER)]
+
+
+def installed_packs() -> list[str]:
+    packs = []
+    for root in insightface_roots():
+        packs += [pack for pack in list_model_packs(root) if pack not in packs]
+    return sorted(packs)
+
+
+def pack_root(pack: str) -> str:
+    """The insightface root that holds `pack` (or holds it misplaced / zipped, so the check can say so)."""
+    roots = insightface_roots()
+    for root in roots:
+        for candidate in (os.path.join(root, "models", pack), os.path.join(root, pack),
+                          os.path.join(root, "models", pack + ".zip")):
+            if os.path.exists(candidate):
+                return root
+    return roots[0]
+
+
+class FaceAnalysisLoader:
+    DESCRIPTION = (
+        "Loads an insightface model pack (face detection, 68 landmarks, ArcFace) from "
+        "ComfyUI/models/insightface/models/<pack>/. The output is the same INSIGHTFACE object the IPAdapter and "
+        "InstantID loaders give, so either can feed the other's nodes. Nothing is downloaded."
+    )
+    CATEGORY = "UnAvgLip/face"
+    RETURN_TYPES = (INSIGHTFACE_TYPE,)
+    RETURN_NAMES = ("insightface",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        packs = installed_packs() or list(KNOWN_PACKS)
+        default = "buffalo_l" if "buffalo_l" in packs else packs[0]
+        return {
+            "required": {
+                "pack": (packs, {"default": default,
+                                 "tooltip": "A folder in ComfyUI/models/insightface/models (buffalo_l, antelopev2)."}),
+                "provider": (list(PROVIDERS), {"default": "CPU",
+                             "tooltip": "CUDA needs onnxruntime-gpu; without it the CPU is used (with a warning)."}),
+                "det_size": ("INT", {"default": 640, "min": 64, "max": 2048, "step": 32,
+                                     "tooltip": "Square size the detector sees; smaller is faster, larger finds "
+                                                "smaller faces."}),
+            }
+        }
+
+    def load(self, pack, provider, det_size):
+        return (load_face_analysis(pack_root(pack), pack, provider, int(det_size)),)
+
+
+# ---- landmarks from insightface or from DWPose keypoints ----
+
+
+def frame_uint8(frames, index: int) -> np.ndarray:
+    """One IMAGE frame as RGB uint8 [H, W, 3] (one at a time, so a long video is never converted whole)."""
+    frame = frames[index, :, :, :3]
+    if isinstance(frame, torch.Tensor):
+        frame = frame.detach().to("cpu", torch.float32).numpy()
+    return (np.clip(np.asarray(frame, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def check_analysis(insightface) -> None:
+    if not callable(getattr(insightface, "get", None)):
+        raise SettingError(
+            f"The insightface input is a {type(insightface).__name__}, not an insightface FaceAnalysis. Connect "
+            "Face Analysis Loader (UnAvgLip) or the IPAdapter / InstantID insightface loader."
+        )
+
+
+def reference_embedding(insightface, reference_face) -> np.ndarray:
+    """Mean unit ArcFace embedding of the largest face in each reference image."""
+    if not isinstance(reference_face, torch.Tensor) or reference_face.ndim != 4 or reference_face.shape[-1] < 3:
+        shape = tuple(reference_face.shape) if hasattr(reference_face, "shape") else type(reference_face).__name__
+        raise FrameInputError(f"reference_face must be an IMAGE [B, H, W, 3]; got {shape}.")
+    embeddings = []
+    for index in range(reference_face.shape[0]):
+        face = choose_face(detect_faces(insightface, frame_uint8(reference_face, index)), "largest")
+        if face is None:
+            continue
+        if face["embedding"] is None:
+            raise SettingError(
+                "Face choice 'closest_to_reference' needs face embeddings, but the face analysis has no recognition "
+                "model. Use a full pack (buffalo_l or antelopev2) or another face choice."
+            )
+        embeddings.append(face["embedding"])
+    if not embeddings:
+        raise FrameInputError(
+            f"No face was found in the reference image{'s' if reference_face.shape[0] > 1 else ''}. Use a clear, "
+            "front-facing photo of the person whose face should be cropped."
+        )
+    mean = np.mean(embeddings, axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def pose_frames(pose_keypoints, count: int) -> list:
+    """POSE_KEYPOINT as one dict per frame."""
+    if isinstance(pose_keypoints, dict):
+        pose_keypoints = [pose_keypoints]
+    if not isinstance(pose_keypoints, (list, tuple)) or not all(isinstance(p, dict) for p in pose_keypoints):
+        raise FrameInputError(
+            "pose_keypoints must be the POSE_KEYPOINT output of a DWPose / OpenPose preprocessor (a list with one "
+            f"dict per frame); got {type(pose_keypoints).__name__}."
+        )
+    if len(pose_keypoints) != count:
+        raise FrameInputError(
+            f"There are {count} frames but pose keypoints for {len(pose_keypoints)}. Run the pose estimator on the "
+            "same frames that go into Face Crop."
+        )
+    return list(pose_keypoints)
+
+
+def pose_faces(pose: dict, height: int, width: int) -> list[dict]:
+    """The faces of one POSE_KEYPOINT frame in frame pixels, as dicts `choose_face` understands.
+
+    Coordinates may be pixels of the pose canvas (canvas_width x canvas_height) or normalised to 0..1; both are
+    scaled to the frame. A face with any of its 68 points missing (confidence 0 or a negative coordinate) keeps its
+    box for choosing, but has landmarks68 None: the crop needs all 68 points.
+    """
+    canvas_w = pose.get("canvas_width") or width
+    canvas_h = pose.get("canvas_height") or height
+    faces = []
+    for person in pose.get("people") or []:
+        values = (person or {}).get("face_keypoints_2d")
+        if not values:
+            continue
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if values.size % 3 or values.size // 3 < FACE_POINTS:
+            raise FrameInputError(
+                f"face_keypoints_2d holds {values.size} values; expected x, y, confidence for 68 points (DWPose) or "
+                "70 (OpenPose)."
+            )
+        points = values.reshape(-1, 3)[:FACE_POINTS]
+        present = (points[:, 2] > 0) & np.isfinite(points).all(1) & (points[:, :2] >= 0).all(1)
+        if not present.any():
+            continue
+        xy = points[:, :2].copy()
+        if xy[present].max() <= 1.0:  # normalised coordinates
+            xy *= (width, height)
+        else:
+            xy *= (width / float(canvas_w), height / float(canvas_h))
+        seen = xy[present]
+        faces.append({
+            "bbox": np.array([*seen.min(0), *seen.max(0)], np.float32),
+            "landmarks68": xy.astype(np.float32) if present.all() else None,
+            "embedding": None,
+        })
+    return faces
+
+
+class FaceCrop:
+    DESCRIPTION = (
+        "Finds one face per frame and cuts the 256x256 crop MuseTalk was trained on (v1.0: box moved by "
+        "bbox_shift; v1.5: chin extended by extra_margin). Landmarks come from an insightface face analysis or from "
+        "DWPose keypoints (connect exactly one). Landmark tracks are smoothed over time. Frames without a usable "
+        "face still get a crop (from the nearest frame with one) so the batch stays aligned with the audio; Paste "
+        "Back returns them unchanged."
+    )
+    CATEGORY = "UnAvgLip/face"
+    RETURN_TYPES = ("IMAGE", CROP_INFO_TYPE, "MASK")
+    RETURN_NAMES = ("crops", "crop_info", "face_mask")
+    FUNCTION = "crop"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE",),
+                "geometry": ([GEOMETRY_V10, GEOMETRY_V15], {"default": GEOMETRY_V15,
+                             "tooltip": "Match the lip-sync model: musetalk_v1.0 or musetalk_v1.5."}),
+                "bbox_shift": ("INT", {"default": 0, "min": -200, "max": 200, "step": 1,
+                                       "tooltip": "v1.0 only: moves the crop's middle line (positive: down, more "
+                                                  "mouth opening)."}),
+                "extra_margin": ("INT", {"default": 10, "min": 0, "max": 200, "step": 1,
+                                         "tooltip": "v1.5 only: pixels added below the chin."}),
+                "face_choice": (list(CHOOSE_RULES), {"default": "largest",
+                                "tooltip": "Which face when there are several. index counts from the left; "
+                                           "closest_to_reference needs reference_face and insightface."}),
+                "face_index": ("INT", {"default": 0, "min": 0, "max": 64,
+                                       "tooltip": "For face_choice 'index': 0 is the leftmost face."}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 0.01, "max": 240.0, "step": 0.001,
+                                  "tooltip": "The video's frame rate (sets the time scale of the smoothing)."}),
+                "smoothing": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.05,
+                                        "tooltip": "Landmark smoothing over time; 0 turns it off."}),
+                "min_face_size": ("INT", {"default": 32, "min": 0, "max": 4096,
+                                          "tooltip": "Faces with a smaller crop box are skipped (passed through)."}),
+            },
+            "optional": {
+                "insightface": (INSIGHTFACE_TYPE, {"tooltip": "Face analysis from Face Analysis Loader (UnAvgLip) "
+                                                              "or the IPAdapter / InstantID loader."}),
+                "pose_keypoints": (POSE_TYPE, {"tooltip": "DWPose keypoints (comfyui_controlnet_aux) of these "
+                                                          "frames, with the face enabled."}),
+                "reference_face": ("IMAGE", {"tooltip": "A photo of the person to crop, for face_choice "
+                                                        "'closest_to_reference'."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def crop(self, frames, geometry, bbox_shift, extra_margin, face_choice, face_index, fps, smoothing,
+             min_face_size, insightface=None, pose_keypoints=None, reference_face=None, unique_id=None):
+        if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] < 3 or frames.shape[0] == 0:
+            shape = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
+            raise FrameInputError(f"Frames must be a non-empty IMAGE batch [N, H, W, 3]; got {shape}.")
+        if (insightface is None) == (pose_keypoints is None):
+            raise SettingError(
+                "Face Crop needs exactly one source of face landmarks: connect either an insightface face analysis "
+                "or DWPose pose_keypoints"
+                + (", not both." if insightface is not None else ". Neither is connected.")
+            )
+        if face_choice not in CHOOSE_RULES:
+            raise SettingError(f"Face choice must be one of {', '.join(CHOOSE_RULES)}, not {face_choice!r}.")
+        if not math.isfinite(fps) or fps <= 0:
+            raise SettingError(f"fps must be a positive number; got {fps}.")
+
+        count, height, width = (int(v) for v in frames.shape[:3])
+        runtime = comfy_runtime(unique_id)
+        reference = None
+        if insightface is not None:
+            check_analysis(insightface)
+            if face_choice == "closest_to_reference":
+                if reference_face is None:
+                    raise SettingError("Face choice 'closest_to_reference' needs a reference_face image; connect one "
+                                       "or choose 'largest' or 'index'.")
+                reference = reference_embedding(insightface, reference_face)
+            poses = None
+        else:
+            if face_choice == "closest_to_reference":
+                raise SettingError(
+                    "Face choice 'closest_to_reference' compares ArcFace embeddings, which DWPose keypoints do not "
+                    "have. Use the insightface input instead, or choose 'largest' or 'index'."
+                )
+            poses = pose_frames(pose_keypoints, count)
+
+        landmarks, partial = [], 0
+        for index in range(count):
+            runtime.raise_if_interrupted()
+            if poses is None:
+                faces = detect_faces(insightface, frame_uint8(frames, index))
+            else:
+                faces = pose_faces(poses[index], height, width)
+            face = choose_face(faces, face_choice, face_index, reference)
+            points = None if face is None else face["landmarks68"]
+            if face is not None and points is None:
+                if poses is None:
+                    raise ModelFileError(
+                        "The face analysis gives no 68-point landmarks: its pack lacks 1k3d68.onnx. Use a full "
+                        "buffalo_l or antelopev2 pack."
+                    )
+                partial += 1
+            landmarks.append(points)
+            runtime.report_progress(index + 1, count)
+
+        if partial:
+            logger.warning("UnAvgLip Face Crop: in %d of %d frames the chosen DWPose face lacks some of its 68 "
+                           "points; those frames pass through unchanged.", partial, count)
+        crops, info, mask = crops_from_landmarks(
+            frames, landmarks, geometry, bbox_shift=int(bbox_shift), extra_margin=int(extra_margin), fps=float(fps),
+            smoothing=float(smoothing), min_face_size=int(min_face_size),
+        )
+        for note in info.notes:
+            logger.warning("UnAvgLip Face Crop: %s", note)
+        return (crops, info, mask)
+
+
+# ---- paste back ----
+
+
+def face_parser_path() -> str | None:
+    """79999_iter.pth in the face_parsing folder (directly or in a subfolder), or None."""
+    try:
+        path = folder_paths.get_full_path(FACE_PARSING_FOLDER, FACE_PARSER_FILE)
+        if path is None:
+            for name in folder_paths.get_filename_list(FACE_PARSING_FOLDER):
+                if os.path.basename(name) == FACE_PARSER_FILE:
+                    path = folder_paths.get_full_path(FACE_PARSING_FOLDER, name)
+                    break
+    except KeyError:  # folder not registered
+        return None
+    return path
+
+
+def face_parser(path: str):
+    """The BiSeNet parser on ComfyUI's device, loaded once per file version."""
+    key = (os.path.abspath(path), os.stat(path).st_mtime_ns)
+    if key not in _FACE_PARSERS:
+        for stale in [k for k in _FACE_PARSERS if k[0] == key[0]]:
+            del _FACE_PARSERS[stale]
+        _FACE_PARSERS[key] = wrap_module(load_face_parser(path))
+    return load_to_device(_FACE_PARSERS[key])
+
+
+class PasteBack:
+    DESCRIPTION = (
+        "Blends the generated face crops back into the full frames, feathered so there is no seam. Modes: "
+        "lower_face (mouth, jaw and chin from the landmarks; no model needed), jaw (MuseTalk v1.5) and full_face "
+        "(UnAvgLip), which need the BiSeNet 79999_iter.pth in ComfyUI/models/face_parsing, and mask (your own). "
+        "Frames without a face come back unchanged."
+    )
+    CATEGORY = "UnAvgLip/face"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("images", "blend_mask")
+    FUNCTION = "paste"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The frames that went into Face Crop."}),
+                "generated_crops": ("IMAGE", {"tooltip": "The sampler's 256x256 crops (one per frame or per face)."}),
+                "crop_info": (CROP_INFO_TYPE,),
+                "mode": (list(PASTE_MODES), {"default": "lower_face"}),
+                "feather_px": ("INT", {"default": -1, "min": -1, "max": 512,
+                                       "tooltip": "Width of the soft edge; -1: 10% of the face box, 0: hard edge."}),
+                "color_match": ("BOOLEAN", {"default": False,
+                                            "tooltip": "Match the generated region's colour to the original's."}),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "For mode 'mask': frame-sized [N,H,W] or crop-sized [N,256,256]."}),
+            },
+        }
+
+    def paste(self, frames, generated_crops, crop_info, mode, feather_px, color_match, mask=None):
+        if not isinstance(crop_info, CropInfo):
+            raise SettingError(f"crop_info must come from Face Crop (UnAvgLip); got {type(crop_info).__name__}.")
+        parser = None
+        if mode in PARSING_MODES:
+            path = face_parser_path()
+            parser = None if path is None else face_parser(path)  # None: paste_back says where the file goes
+        if mask is not None and mode != "mask":
+            logger.info("UnAvgLip Paste Back: the mask input is used only in mode 'mask'; ignored in %r.", mode)
+        images, blend_mask = paste_back(
+            frames, generated_crops, crop_info, mode=mode, feather_px=None if feather_px < 0 else int(feather_px),
+            color_match=bool(color_match), user_mask=mask, face_parser=parser,
+        )
+        return (images, blend_mask)
