@@ -167,15 +167,21 @@ def write_hf_whisper(folder: str, seed: int = 0, file_format: str = "safetensors
     return folder
 
 
-def tiny_vae(seed: int = 0):
+def random_vae(seed: int = 0, full_size: bool = False):
+    """An AutoencoderKL with 8x downsampling and 4 latent channels; full_size: sd-vae-ft-mse's configuration."""
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL(
-        block_out_channels=(32, 32, 32, 32),
+        block_out_channels=(128, 256, 512, 512) if full_size else (32, 32, 32, 32),
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
-        layers_per_block=1,
+        layers_per_block=2 if full_size else 1,
         norm_num_groups=32,
+        sample_size=256,
     )
-    return randomize(vae, seed, scale=0.05).eval()
+    return randomize(vae, seed, scale=0.02 if full_size else 0.05).eval()
+
+
+def tiny_vae(seed: int = 0):
+    return random_vae(seed)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from modules.random_models import randomize, write_musetalk_unet, write_openai_whisper
+from modules.random_models import random_vae, write_musetalk_unet, write_openai_whisper
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run")
@@ -26,18 +26,7 @@ OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_Whis
 
 
 def sd_vae_ft_mse_random(seed: int = 0):
-    """Full-size AutoencoderKL with sd-vae-ft-mse's configuration and random weights."""
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=256,
-    )
-    return randomize(vae, seed, scale=0.02).eval()
+    return random_vae(seed, full_size=True)
 
 
 def free_port() -> int:
