@@ -97,13 +97,23 @@ def analysis(comfy, node_classes):
     return result
 
 
+def textured_face(standins, box) -> np.ndarray:
+    """The stand-in's bright square with smooth shading inside it and outside (the detector still sees it:
+    the square stays above ~191, the rest below), so pasting really resamples image content."""
+    image = standins.face_image(box=box).astype(np.float32)
+    ys, xs = np.mgrid[0:240, 0:320].astype(np.float32)
+    shading = np.sin(xs / 9.0) * np.cos(ys / 13.0)
+    image += np.where(image > 128, 20.0, 25.0)[..., :1] * shading[..., None] * (1.0, 0.8, 0.6)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
 def make_frames(standins, torch):
     """Four frames: the face moving a little, and a faceless (blank) frame at index 2."""
     images = [
-        standins.face_image(box=BOX),
-        standins.face_image(box=(BOX[0] + 2, BOX[1] + 1, BOX[2] + 2, BOX[3] + 1)),
+        textured_face(standins, BOX),
+        textured_face(standins, (BOX[0] + 2, BOX[1] + 1, BOX[2] + 2, BOX[3] + 1)),
         np.full((240, 320, 3), 40, np.uint8),
-        standins.face_image(box=(BOX[0] + 4, BOX[1], BOX[2] + 4, BOX[3])),
+        textured_face(standins, (BOX[0] + 4, BOX[1], BOX[2] + 4, BOX[3])),
     ]
     return torch.from_numpy(np.stack(images).astype(np.float32) / 255.0)
 
@@ -169,8 +179,8 @@ def test_crop_then_paste_unchanged_crops_gives_the_frames_back(comfy, standins, 
     assert float(face_mask[2].abs().max()) == 0.0 and float(blend_mask[2].abs().max()) == 0.0
     assert float(blend_mask.max()) > 0.5  # something was pasted in the other frames
     difference = (images - frames).abs()
-    assert float(difference.max()) < 0.1  # only resampling of the unchanged crops
-    assert float(difference.mean()) < 2e-3
+    assert float(difference.max()) < 0.02  # only resampling of the unchanged crops (measured: ~1e-3)
+    assert float(difference.mean()) < 1e-4
 
 
 def test_crop_v10_and_index_choice(comfy, standins, node_classes, analysis):
