@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from modules.random_models import random_vae, write_musetalk_unet, write_openai_whisper
+from modules.random_models import random_vae, write_hf_whisper, write_musetalk_unet, write_openai_whisper
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run")
@@ -27,6 +27,50 @@ OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_Whis
 
 def sd_vae_ft_mse_random(seed: int = 0):
     return random_vae(seed, full_size=True)
+
+
+def write_example_inputs(models, inputs) -> None:
+    """What the example workflows load: a stand-in insightface pack, a talking-face video, new speech."""
+    import insightface_standins
+    from media_fixtures import write_video_with_audio
+
+    insightface_standins.write_buffalo_l(str(models / "insightface"))
+    frames = np.stack([insightface_standins.face_image(240, 320, box=(100 + 2 * i, 60, 196 + 2 * i, 156))
+                       for i in range(6)])
+    frames[3] = 40  # one frame without a face: it must come back unchanged
+    t = np.arange(int(0.24 * 16000)) / 16000
+    write_video_with_audio(str(inputs / "talking_face.mp4"), frames, 25, (0.1 * np.sin(2 * np.pi * 200 * t))[None]
+                           .astype(np.float32), 16000)
+    write_wav(str(inputs / "new_speech.wav"), 0.24)
+    crops = np.stack([insightface_standins.face_image(256, 256, box=(40, 40, 216, 230)) for _ in range(4)])
+    write_video_with_audio(str(inputs / "face_crops_256.mp4"), crops, 25, None, 16000)
+
+
+def ui_to_api(workflow: dict, object_info: dict) -> dict:
+    """Convert a UI-format workflow to the API format the way the frontend does (widgets in input order)."""
+    links = {link[0]: link for link in workflow["links"]}
+    prompt = {}
+    for node in workflow["nodes"]:
+        info = object_info[node["type"]]
+        linked = {entry["name"]: entry["link"] for entry in node["inputs"] if entry.get("link") is not None}
+        values = list(node["widgets_values"])
+        inputs = {}
+        for section in ("required", "optional"):
+            for name in info["input_order"].get(section, []):
+                spec = info["input"][section][name]
+                is_widget = isinstance(spec[0], list) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+                value = values.pop(0) if is_widget and values else None
+                options = spec[1] if len(spec) > 1 else {}
+                for upload, extras in (("video_upload", 1), ("audio_upload", 2)):
+                    if options.get(upload):
+                        del values[:extras]  # the upload button (and audio player) keep a slot each
+                if name in linked:
+                    link = links[linked[name]]
+                    inputs[name] = [str(link[1]), link[2]]
+                elif is_widget:
+                    inputs[name] = value
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
 
 
 def free_port() -> int:
@@ -62,15 +106,18 @@ def server(tmp_path_factory):
         folder.mkdir(parents=True)
     os.symlink(PACK_ROOT, nodes_dir / "ComfyUI-UnAvgLip")
     write_musetalk_unet(str(models / "lipsync"), "v1.0")
+    write_musetalk_unet(str(models / "lipsync"), "v1.5")
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
+    write_hf_whisper(str(models / "audio_encoders" / "whisper-tiny"))
+    write_example_inputs(models, inputs)
     vae_state = {k: v.contiguous() for k, v in sd_vae_ft_mse_random().state_dict().items()}
-    save_file(vae_state, str(models / "vae" / "sd-vae-ft-mse-random.safetensors"))
+    save_file(vae_state, str(models / "vae" / "vae-ft-mse-840000-ema-pruned.safetensors"))
     write_wav(str(inputs / "speech.wav"), 0.2)
     (inputs / "corrupt.wav").write_bytes(os.urandom(2048))
     config = base / "extra_model_paths.yaml"
     config.write_text(
         f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"
-        f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n"
+        f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n    insightface: models/insightface/\n"
     )
     port = free_port()
     log = open(base / "server.log", "w")
@@ -115,7 +162,7 @@ def sampler_prompt(audio_file: str, fps: float = 25.0) -> dict:
         "1": {"class_type": "UnAvgLip_LipSyncModelLoader",
               "inputs": {"unet_name": "musetalk/pytorch_model.bin", "version": "auto", "weight_dtype": "auto"}},
         "2": {"class_type": "UnAvgLip_WhisperLoader", "inputs": {"encoder_name": "tiny.pt"}},
-        "3": {"class_type": "VAELoader", "inputs": {"vae_name": "sd-vae-ft-mse-random.safetensors"}},
+        "3": {"class_type": "VAELoader", "inputs": {"vae_name": "vae-ft-mse-840000-ema-pruned.safetensors"}},
         "4": {"class_type": "EmptyImage", "inputs": {"width": 256, "height": 256, "batch_size": 3, "color": 13408614}},
         "5": {"class_type": "UnAvgLip_LoadAudio",
               "inputs": {"audio": audio_file, "start_seconds": 0.0, "duration_seconds": 0.0}},
@@ -124,6 +171,26 @@ def sampler_prompt(audio_file: str, fps: float = 25.0) -> dict:
                          "audio": ["5", 0], "fps": fps, "batch_size": 2, "length_policy": "pad_audio_with_silence"}},
         "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "unavglip_test"}},
     }
+
+
+@pytest.mark.parametrize("name, size, frames", [("unavglip_dub_video", (320, 240), 6),
+                                                 ("unavglip_lipsync_face_crops", (256, 256), 4)])
+def test_example_workflows_run_end_to_end(server, name, size, frames):
+    """The shipped workflows, converted as the frontend does, on stand-in models: a video of the input's size."""
+    _, info = request(server["url"] + "/object_info")
+    workflow = json.load(open(os.path.join(PACK_ROOT, "workflows", name + ".json"), encoding="utf-8"))
+    prompt = ui_to_api(workflow, info)
+    assert prompt["6"]["inputs"]["audio"] in ("new_speech.wav", "speech.wav")
+    entry = run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    saved = next(iter(entry["outputs"].values()))
+    video = saved.get("images", saved.get("videos", saved.get("video")))[0]
+    import av
+
+    with av.open(str(server["outputs"] / video["subfolder"] / video["filename"])) as container:
+        stream = container.streams.video[0]
+        assert sum(1 for _ in container.decode(stream)) == frames
+        assert (stream.codec_context.width, stream.codec_context.height) == size
 
 
 def test_pack_imports_and_lists_its_nodes(server):

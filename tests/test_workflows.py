@@ -9,7 +9,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
-CORE_NODES_USED = {"VAELoader", "LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "LoadImage"}
+CORE_NODES_USED = {"VAELoader", "LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo"}
 
 
 def our_node_ids() -> set[str]:
