@@ -198,26 +198,6 @@ def whisper_function(whisper, audio_seconds: float):
     return lambda: whisper_features.encode_audio(whisper, audio, whisper_features.FLAVOUR_V10)
 
 
-def ensure_mel_filters() -> str | None:
-    """encode_audio needs librosa for its mel bank; without it, use a same-shaped stand-in (same cost)."""
-    try:
-        import librosa  # noqa: F401
-
-        return None
-    except ImportError:
-        n_freqs = whisper_features.N_FFT // 2 + 1
-
-        def stand_in(n_mels: int) -> torch.Tensor:
-            filters = torch.zeros(n_mels, n_freqs)
-            edges = torch.linspace(0, n_freqs - 1, n_mels + 2).round().long()
-            for m in range(n_mels):
-                filters[m, edges[m] : edges[m + 2] + 1] = 1.0
-            return filters
-
-        whisper_features.mel_filters = stand_in
-        return "librosa is not installed: the Whisper stage uses a stand-in mel filter bank of the same shape."
-
-
 # ----------------------------------------------------------------------------------------------- running
 
 
@@ -391,9 +371,6 @@ def main(argv=None) -> int:
     import diffusers
 
     notes = []
-    mel_note = ensure_mel_filters()
-    if mel_note:
-        notes.append(mel_note)
     environment = {
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
