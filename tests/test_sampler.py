@@ -220,3 +220,32 @@ def test_crops_longer_than_audio_pad_with_silence(models):
     assert any("padded with silence" in message for message in messages)
     looped = lipsync_crops(base, codec, encoder, face_crops(2), speech(0.2), 16000, FPS, length_policy=LOOP_CROPS)
     assert looped.crops.shape[0] == 5 and looped.plan.crop_indices == [0, 1, 0, 1, 0]
+
+
+def test_out_of_memory_retries_with_a_smaller_batch(models):
+    base, encoder, codec = models
+    crops = face_crops(4)
+    features = encode_audio(encoder, speech(0.16)[0, 0].numpy(), "v1.0")
+    tokens = lambda idx: frame_features(features, idx, FPS)  # noqa: E731
+    expected = generate_mouths(base.unet, codec, crops, tokens, batch_size=1)
+
+    class OneOutOfMemoryCodec:
+        """Fails once on a batch of four, like a GPU that cannot hold it."""
+
+        def __init__(self):
+            self.failed = False
+
+        def encode(self, images):
+            if len(images) == 4 and not self.failed:
+                self.failed = True
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return codec.encode(images)
+
+        def decode(self, latents):
+            return codec.decode(latents)
+
+    messages = []
+    result = generate_mouths(base.unet, OneOutOfMemoryCodec(), crops, tokens, batch_size=4,
+                             runtime=Runtime(log=messages.append))
+    assert any("retrying with batch size 2" in message for message in messages)
+    torch.testing.assert_close(result, expected, rtol=0, atol=0.5 / 255)
