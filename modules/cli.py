@@ -44,16 +44,19 @@ def synthetic_speech(seconds: float, sample_rate: int = 16000) -> np.ndarray:
     return (0.25 * voiced * (0.5 + 0.5 * np.sin(2 * np.pi * 3.5 * t)) ** 2).astype(np.float32)
 
 
+# Where each model may sit inside a ComfyUI models folder, first match wins.
+MODEL_CANDIDATES = {
+    "unet": ["lipsync/musetalkV15/unet.pth", "lipsync/musetalk/pytorch_model.bin"],
+    "whisper": ["audio_encoders/tiny.pt", "audio_encoders/whisper-tiny"],
+    "vae": ["vae/sd-vae-ft-mse", "vae/sd-vae"],
+}
+
+
 def find_models(models_dir: str) -> dict:
-    lipsync = os.path.join(models_dir, "lipsync")
-    candidates = {
-        "unet": [os.path.join(lipsync, "musetalkV15", "unet.pth"), os.path.join(lipsync, "musetalk", "pytorch_model.bin")],
-        "whisper": [os.path.join(models_dir, "audio_encoders", "tiny.pt"),
-                    os.path.join(models_dir, "audio_encoders", "whisper-tiny")],
-        "vae": [os.path.join(models_dir, "vae", "sd-vae-ft-mse"), os.path.join(models_dir, "vae", "sd-vae")],
-    }
-    return {name: next((p for p in paths if os.path.exists(p)), None) for name, paths in candidates.items()} | {
-        "expected": candidates
+    """Path of each model under `models_dir`, or None when none of its candidates exists."""
+    return {
+        name: next((os.path.join(models_dir, p) for p in paths if os.path.exists(os.path.join(models_dir, p))), None)
+        for name, paths in MODEL_CANDIDATES.items()
     }
 
 
@@ -81,7 +84,7 @@ def run_demo(args) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if args.models_dir:
             paths = find_models(args.models_dir)
-            missing = [name for name in ("unet", "whisper", "vae") if paths[name] is None]
+            missing = [name for name, path in paths.items() if path is None]
             if missing:
                 raise UnAvgLipError(f"Missing in {args.models_dir}: {', '.join(missing)}; run `unavglip check`.")
         else:
@@ -117,10 +120,10 @@ def write_pngs(crops: torch.Tensor, folder: str) -> None:
 
 def run_check(args) -> int:
     paths = find_models(args.models_dir)
-    for name in ("unet", "whisper", "vae"):
-        found = paths[name]
-        print(f"{name:8s} {'found: ' + found if found else 'MISSING; expected one of: ' + ', '.join(paths['expected'][name])}")
-    return 0 if all(paths[name] for name in ("unet", "whisper", "vae")) else 1
+    for name, found in paths.items():
+        expected = ", ".join(MODEL_CANDIDATES[name])
+        print(f"{name:8s} {'found: ' + found if found else 'MISSING; expected one of: ' + expected}")
+    return 0 if all(paths.values()) else 1
 
 
 def main(argv=None) -> int:

@@ -159,13 +159,14 @@ def load_face_analysis(root: str, pack: str = "buffalo_l", provider: str = "CPU"
     return analysis
 
 
-def detect_faces(analysis, image_rgb_uint8: np.ndarray) -> list[dict]:
+def detect_faces(analysis, image_rgb_uint8: np.ndarray, with_embedding: bool = True) -> list[dict]:
     """Faces in one RGB uint8 [H, W, 3] image, as plain dicts.
 
     Works with any object whose `.get(bgr_image)` returns insightface faces (ours, or the FaceAnalysis of
     IPAdapter_plus / InstantID). Each dict has: bbox float32 [4] (x1, y1, x2, y2 pixels), det_score float,
     kps float32 [5, 2] or None, landmarks68 float32 [68, 2] or None (the pack has no 1k3d68 model), and
-    embedding float32 [512] with unit length or None (no recognition model).
+    embedding float32 [512] with unit length or None (no recognition model, or `with_embedding` False: then only
+    detection and the 68-point landmarks run, as insightface's own `get` would run them).
     """
     image = np.asarray(image_rgb_uint8)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -173,7 +174,23 @@ def detect_faces(analysis, image_rgb_uint8: np.ndarray) -> list[dict]:
             f"Face detection expects an RGB uint8 image [H, W, 3], got {image.dtype} {list(image.shape)}."
         )
     bgr = np.ascontiguousarray(image[:, :, ::-1])  # insightface follows OpenCV: BGR
-    return [_plain_face(face) for face in analysis.get(bgr)]
+    landmark_model = getattr(analysis, "models", {}).get("landmark_3d_68")
+    if with_embedding or landmark_model is None or not hasattr(analysis, "det_model"):
+        return [_plain_face(face) for face in analysis.get(bgr)]
+    return [_plain_face(face) for face in _detect_with_landmarks(analysis.det_model, landmark_model, bgr)]
+
+
+def _detect_with_landmarks(det_model, landmark_model, bgr: np.ndarray) -> list:
+    """insightface's FaceAnalysis.get restricted to detection and the 68-point landmark model."""
+    from insightface.app.common import Face
+
+    bboxes, kpss = det_model.detect(bgr, max_num=0)
+    faces = []
+    for index in range(bboxes.shape[0]):
+        face = Face(bbox=bboxes[index, :4], kps=None if kpss is None else kpss[index], det_score=bboxes[index, 4])
+        landmark_model.get(bgr, face)
+        faces.append(face)
+    return faces
 
 
 def _plain_face(face) -> dict:

@@ -4,6 +4,7 @@ Frames without a usable face still get a crop so the batch stays aligned with th
 marked not found and PasteBack returns them unchanged.
 """
 
+from bisect import bisect_left
 from collections import Counter
 
 import numpy as np
@@ -18,7 +19,7 @@ NO_FACE = "no face"
 BAD_BOX = "unusable box"  # empty, or starting left of the frame (MuseTalk would fall back to S3FD)
 
 
-def _check_frames(frames) -> tuple[int, int, int]:
+def check_frames(frames) -> tuple[int, int, int]:
     if not isinstance(frames, (np.ndarray, torch.Tensor)) or frames.ndim != 4 or frames.shape[-1] < 3:
         shape = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
         raise FrameInputError(f"Frames must be an IMAGE batch [N, H, W, 3]; got {shape}.")
@@ -37,10 +38,12 @@ def _frame(frames, index: int) -> np.ndarray:
 
 
 def _nearest_found(found: list[int], index: int) -> int | None:
-    """The found frame closest in time (the earlier one on a tie)."""
+    """The found frame closest in time (the earlier one on a tie); `found` is sorted."""
     if not found:
         return None
-    return min(found, key=lambda f: (abs(f - index), f))
+    after = bisect_left(found, index)
+    neighbours = found[max(after - 1, 0) : after + 1]
+    return min(neighbours, key=lambda f: (abs(f - index), f))
 
 
 def _centre_square(height: int, width: int) -> tuple[int, int, int, int]:
@@ -100,7 +103,7 @@ def crops_from_landmarks(
     frames: [N, H, W, 3] float 0..1 (numpy or torch). landmarks: one [68, 2] array (frame pixels) or None per
     frame. Tracks are smoothed over time (smoothing 0: off) before the MuseTalk box is computed.
     """
-    count, height, width = _check_frames(frames)
+    count, height, width = check_frames(frames)
     check_geometry(geometry)
     if not isinstance(landmarks, (list, tuple)) or len(landmarks) != count:
         got = len(landmarks) if hasattr(landmarks, "__len__") else type(landmarks).__name__

@@ -5,10 +5,9 @@ import math
 import numpy as np
 import torch
 
+from .audio_file import is_silent
 from .errors import AudioInputError
 from .whisper_encoder import SAMPLE_RATE
-
-SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS
 
 
 def mono_16k(waveform, sample_rate, log=print) -> np.ndarray:
@@ -37,6 +36,6 @@ def mono_16k(waveform, sample_rate, log=print) -> np.ndarray:
         import librosa
 
         samples = librosa.resample(samples, orig_sr=int(sample_rate), target_sr=SAMPLE_RATE, res_type="soxr_hq")
-    if np.abs(samples).max(initial=0.0) < SILENCE_PEAK:
+    if is_silent(samples):
         log("UnAvgLip: the audio is silent (peak below -60 dBFS); mouths will stay closed.")
     return np.ascontiguousarray(samples, dtype=np.float32)

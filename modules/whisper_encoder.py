@@ -113,17 +113,17 @@ def load_whisper_encoder(path: str) -> WhisperEncoder:
             config = None
     if _looks_like_hf(state):
         state = _hf_to_openai_names(state)
-    state = {key[len("encoder."):]: value for key, value in state.items() if key.startswith("encoder.")}
-    if "conv1.weight" not in state:
+    encoder_state = {key[len("encoder."):]: value for key, value in state.items() if key.startswith("encoder.")}
+    if "conv1.weight" not in encoder_state:
         raise ModelFileError(
             f"{path} is not a Whisper model: expected OpenAI's tiny.pt (keys 'encoder.conv1.weight', "
             f"'encoder.blocks.0.attn.query.weight', ...) or a HF whisper-tiny folder (config.json and "
-            f"model.safetensors or pytorch_model.bin). Found {describe_keys(raw if not os.path.isdir(path) else state)}."
+            f"model.safetensors or pytorch_model.bin). Found {describe_keys(state)}."
         )
-    config = config or _config_from_shapes(state)
+    config = config or _config_from_shapes(encoder_state)
     encoder = WhisperEncoder(config)
     try:
-        encoder.load_state_dict(state, strict=True)
+        encoder.load_state_dict(encoder_state, strict=True)
     except RuntimeError as error:
         raise ModelFileError(f"{path}: the Whisper encoder weights do not fit ({str(error).splitlines()[0]}).") from None
     return encoder.float().eval().requires_grad_(False)

@@ -13,6 +13,7 @@ flattened time-major: [step0 layers0..4, step1 layers0..4, ...].
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ class AudioFeatures:
         return int(self.steps.shape[0])
 
 
+@lru_cache(maxsize=2)
 def mel_filters(n_mels: int) -> torch.Tensor:
     # Whisper's filters are librosa's Slaney-style bank for 16 kHz, 400-point FFT.
     import librosa

@@ -4,7 +4,6 @@ INSIGHTFACE is an `insightface.app.FaceAnalysis` (the type IPAdapter_plus and In
 ours are interchangeable). UNAVGLIP_CROP_INFO is a `modules.crop_info.CropInfo`.
 """
 
-import math
 import os
 
 import folder_paths
@@ -21,11 +20,12 @@ from ..modules.face_analysis import (
     list_model_packs,
     load_face_analysis,
 )
-from ..modules.face_crop import crops_from_landmarks
+from ..modules.face_crop import check_frames, crops_from_landmarks
 from ..modules.face_parsing import FILE_NAME as FACE_PARSER_FILE
 from ..modules.face_parsing import load_face_parser
 from ..modules.paste_back import MODES as PASTE_MODES
 from ..modules.paste_back import paste_back
+from ..modules.whisper_features import check_fps
 from .comfy_runtime import comfy_runtime, logger
 from .model_folders import FACE_PARSING_FOLDER, INSIGHTFACE_FOLDER
 from .model_handles import load_to_device, wrap_module
@@ -248,9 +248,7 @@ class FaceCrop:
 
     def crop(self, frames, geometry, bbox_shift, extra_margin, face_choice, face_index, fps, smoothing,
              min_face_size, insightface=None, pose_keypoints=None, reference_face=None, unique_id=None):
-        if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] < 3 or frames.shape[0] == 0:
-            shape = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
-            raise FrameInputError(f"Frames must be a non-empty IMAGE batch [N, H, W, 3]; got {shape}.")
+        count, height, width = check_frames(frames)
         if (insightface is None) == (pose_keypoints is None):
             raise SettingError(
                 "Face Crop needs exactly one source of face landmarks: connect either an insightface face analysis "
@@ -259,10 +257,8 @@ class FaceCrop:
             )
         if face_choice not in CHOOSE_RULES:
             raise SettingError(f"Face choice must be one of {', '.join(CHOOSE_RULES)}, not {face_choice!r}.")
-        if not math.isfinite(fps) or fps <= 0:
-            raise SettingError(f"fps must be a positive number; got {fps}.")
+        check_fps(fps)
 
-        count, height, width = (int(v) for v in frames.shape[:3])
         runtime = comfy_runtime(unique_id)
         reference = None
         if insightface is not None:
@@ -285,7 +281,8 @@ class FaceCrop:
         for index in range(count):
             runtime.raise_if_interrupted()
             if poses is None:
-                faces = detect_faces(insightface, frame_uint8(frames, index))
+                # ArcFace embeddings cost a network pass per face; only the reference choice needs them.
+                faces = detect_faces(insightface, frame_uint8(frames, index), with_embedding=reference is not None)
             else:
                 faces = pose_faces(poses[index], height, width)
             face = choose_face(faces, face_choice, face_index, reference)

@@ -1,10 +1,10 @@
 """What our loader nodes output: ComfyUI ModelPatchers plus what the sampler must know about the model.
 
 UNAVGLIP_MODEL: a MuseTalk UNet (its version decides the audio features). UNAVGLIP_WHISPER: the Whisper-tiny
-encoder. Both are plain objects; `clone()` gives an independent handle for patching nodes.
+encoder. Both are plain objects.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import comfy.model_management as model_management
 import comfy.model_patcher
@@ -43,9 +43,6 @@ class LipSyncModel:
     patcher: comfy.model_patcher.ModelPatcher
     version: str
     source: str
-
-    def clone(self) -> "LipSyncModel":
-        return replace(self, patcher=self.patcher.clone())
 
 
 @dataclass

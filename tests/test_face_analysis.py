@@ -164,6 +164,16 @@ def test_no_face_gives_empty_list(analysis):
     assert fa.detect_faces(analysis, np.full((120, 160, 3), 40, np.uint8)) == []
 
 
+def test_without_embedding_only_detection_and_landmarks_run(analysis, monkeypatch):
+    image = standins.face_image(box=BOX)
+    full = fa.detect_faces(analysis, image)[0]
+    monkeypatch.setattr(analysis.models["recognition"], "get", lambda *a: pytest.fail("recognition ran"))
+    light = fa.detect_faces(analysis, image, with_embedding=False)[0]
+    np.testing.assert_array_equal(light["bbox"], full["bbox"])
+    np.testing.assert_array_equal(light["landmarks68"], full["landmarks68"])
+    assert light["embedding"] is None
+
+
 def test_detect_faces_refuses_wrong_images(analysis):
     with pytest.raises(FrameInputError, match="RGB uint8"):
         fa.detect_faces(analysis, np.zeros((64, 64, 3), np.float32))
