@@ -7,6 +7,8 @@
       With --models-dir (a ComfyUI models folder) it uses lipsync/musetalk*/..., audio_encoders/ and vae/.
   unavglip check --models-dir DIR
       Says which of the expected model files are present.
+  unavglip convert-adapter CHECKPOINT OUT.safetensors [--base-unet FILE]
+      Keeps only the adapter weights of an UnAvgLip checkpoint and writes them, named by layer, with metadata.
 """
 
 import argparse
@@ -126,6 +128,13 @@ def run_check(args) -> int:
     return 0 if all(paths.values()) else 1
 
 
+def run_convert(args) -> int:
+    from .adapter_convert import convert_adapter
+
+    convert_adapter(args.checkpoint, args.output, base_unet_path=args.base_unet)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="unavglip", description="UnAvgLip / MuseTalk lip sync without ComfyUI.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -140,9 +149,15 @@ def main(argv=None) -> int:
     demo.add_argument("--cpu", action="store_true", help="stay on the CPU even if CUDA is available")
     check = commands.add_parser("check", help="list which model files are present")
     check.add_argument("--models-dir", required=True)
+    convert = commands.add_parser("convert-adapter", help="UnAvgLip checkpoint -> adapter-only .safetensors")
+    convert.add_argument("checkpoint", help="checkpoint-N/pytorch_model.bin (or a stripped copy)")
+    convert.add_argument("output", help="the .safetensors file to write")
+    convert.add_argument("--base-unet", default=None, help="bind layers to this MuseTalk UNet file instead of "
+                         "the published MuseTalk configuration")
     args = parser.parse_args(argv)
+    runners = {"demo": run_demo, "check": run_check, "convert-adapter": run_convert}
     try:
-        return run_demo(args) if args.command == "demo" else run_check(args)
+        return runners[args.command](args)
     except UnAvgLipError as error:
         print(f"unavglip: {error}", file=sys.stderr)
         return 2

@@ -4,12 +4,14 @@ Per frame: latent of the crop with its lower half blanked + latent of a referenc
 [50, 384] plus the sinusoidal position code, one UNet call at timestep 0 whose output is the clean latent, decode.
 """
 
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
 
 from .audio_position import add_positional_encoding
 from .errors import FrameInputError
+from .identity_patch import IdentityPatch
 from .runtime import Runtime
 from .vae_codec import LatentCodec
 
@@ -23,10 +25,17 @@ def lower_half_blanked(crops: torch.Tensor) -> torch.Tensor:
     return blanked
 
 
-def predict_latents(unet: torch.nn.Module, latents: torch.Tensor, audio_tokens: torch.Tensor) -> torch.Tensor:
-    """One UNet pass at timestep 0 in the UNet's dtype; returns float32 latents."""
+def predict_latents(
+    unet: torch.nn.Module, latents: torch.Tensor, audio_tokens: torch.Tensor, identity: IdentityPatch | None = None
+) -> torch.Tensor:
+    """One UNet pass at timestep 0 in the UNet's dtype; returns float32 latents.
+
+    With an identity, its tokens follow the audio tokens; the caller has its processors installed.
+    """
     parameter = next(unet.parameters())
     tokens = add_positional_encoding(audio_tokens.to(parameter.device, parameter.dtype))
+    if identity is not None:
+        tokens = identity.conditioning(tokens)
     timestep = torch.zeros(1, device=parameter.device, dtype=torch.long)
     out = unet(latents.to(parameter.device, parameter.dtype), timestep, encoder_hidden_states=tokens).sample
     return out.float()
@@ -42,20 +51,28 @@ def generate_mouths(
     reference_crop: torch.Tensor | None = None,
     runtime: Runtime | None = None,
     crop_indices: list[int] | None = None,
+    identity: IdentityPatch | None = None,
 ) -> torch.Tensor:
     """crops [N, 256, 256, 3] in 0..1 (CPU) -> generated crops [M, 256, 256, 3] float32 on the CPU.
 
     Output frame k redraws crop `crop_indices[k]` (default: k) with the audio of frame k.
     `audio_tokens_for(frame_indices)` gives [len, 50, 384] tokens, so long clips never hold all tokens at once.
     `reference_crop` [1, 256, 256, 3]: a fixed reference for every frame instead of each frame's own crop.
+    `identity`: an UnAvgLip identity applied to the UNet for this call only.
     """
     runtime = runtime or Runtime()
     check_crops(crops)
     if batch_size < 1:
         raise FrameInputError(f"batch size must be at least 1; got {batch_size}.")
     crop_indices = list(range(crops.shape[0])) if crop_indices is None else crop_indices
-    total = len(crop_indices)
     fixed_reference = codec.encode(reference_crop) if reference_crop is not None else None
+    with identity.applied(unet) if identity is not None else nullcontext():
+        return _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime,
+                             crop_indices, identity)
+
+
+def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime, crop_indices, identity):
+    total = len(crop_indices)
     outputs = []
     start = 0
     runtime.report_progress(0, total)
@@ -64,7 +81,9 @@ def generate_mouths(
         indices = list(range(start, min(start + batch_size, total)))
         try:
             batch_crops = crops[[crop_indices[k] for k in indices]]
-            outputs.append(_generate_batch(unet, codec, batch_crops, audio_tokens_for(indices), fixed_reference))
+            outputs.append(
+                _generate_batch(unet, codec, batch_crops, audio_tokens_for(indices), fixed_reference, identity)
+            )
         except torch.OutOfMemoryError:
             if batch_size == 1:
                 raise
@@ -77,11 +96,11 @@ def generate_mouths(
     return torch.cat(outputs, dim=0)
 
 
-def _generate_batch(unet, codec, crops, audio_tokens, fixed_reference) -> torch.Tensor:
+def _generate_batch(unet, codec, crops, audio_tokens, fixed_reference, identity) -> torch.Tensor:
     masked = codec.encode(lower_half_blanked(crops))
     reference = codec.encode(crops) if fixed_reference is None else fixed_reference.expand(len(crops), -1, -1, -1)
     latents = torch.cat([masked, reference.to(masked.device)], dim=1)
-    return codec.decode(predict_latents(unet, latents, audio_tokens)).cpu()
+    return codec.decode(predict_latents(unet, latents, audio_tokens, identity)).cpu()
 
 
 def _release_cached_memory() -> None:

@@ -8,6 +8,7 @@ import torch
 
 from .crop_input import prepare_crops
 from .frame_timing import PAD_AUDIO, FramePlan, plan_frames
+from .identity_patch import IdentityPatch, base_model_note
 from .lipsync_inference import generate_mouths
 from .musetalk_unet import LipSyncUNet
 from .runtime import Runtime
@@ -35,8 +36,12 @@ def lipsync_crops(
     length_policy: str = PAD_AUDIO,
     reference_crop: torch.Tensor | None = None,
     runtime: Runtime | None = None,
+    identity: IdentityPatch | None = None,
 ) -> LipSyncResult:
     runtime = runtime or Runtime()
+    note = base_model_note(base.version, identity.adapter) if identity is not None else None
+    if note:
+        runtime.log(note)
     check_fps(fps)
     crops = prepare_crops(crops, log=runtime.log)
     if reference_crop is not None:
@@ -58,5 +63,6 @@ def lipsync_crops(
         reference_crop=reference_crop,
         runtime=runtime,
         crop_indices=plan.crop_indices,
+        identity=identity,
     )
     return LipSyncResult(crops=generated, plan=plan)

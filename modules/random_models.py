@@ -185,3 +185,58 @@ def random_vae(seed: int = 0, full_size: bool = False):
 
 def tiny_vae(seed: int = 0):
     return random_vae(seed)
+
+
+def adapter_perceiver_config(unet, full_size: bool = False):
+    """The published perceiver (depth 4, 20 heads of 64) at the UNet's width; tiny: depth 2, 2 heads."""
+    from .identity_perceiver import PerceiverConfig
+
+    width = int(unet.config.cross_attention_dim)
+    if full_size:
+        return PerceiverConfig(dim=width, output_dim=width)
+    return PerceiverConfig(dim=width, depth=2, heads=2, output_dim=width)
+
+
+def unavglip_checkpoint_state(unet, seed: int = 0, rank: int = 8, full_size: bool = False,
+                              include_unet: bool = True, ddp_prefix: bool = False) -> dict:
+    """A state dict laid out like UnAvgLip's accelerate checkpoint (models.md 1.5), random adapter weights.
+
+    unet.* holds the base UNet plus each processor again under unet.<layer>.processor.* (the same tensors, as in
+    the original, where the processors are shared modules); image_proj_model.* the perceiver;
+    adapter_modules.<i>.* the processors in the UNet's processor order.
+    """
+    from .id_cross_attention import LayerAdapter
+    from .identity_perceiver import IdentityPerceiver
+
+    generator = torch.Generator().manual_seed(seed)
+    perceiver = randomize(IdentityPerceiver(adapter_perceiver_config(unet, full_size)), seed + 1)
+    state = {}
+    if include_unet:
+        state.update({f"unet.{key}": value for key, value in unet.state_dict().items()})
+    state.update({f"image_proj_model.{key}": value for key, value in perceiver.state_dict().items()})
+    context = int(unet.config.cross_attention_dim)
+    for index, name in enumerate(unet.attn_processors):
+        layer_name = name.removesuffix(".processor")
+        attention = unet.get_submodule(layer_name)
+        is_cross = bool(attention.is_cross_attention)
+        layer = LayerAdapter(attention.to_q.weight.shape[0], context if is_cross else attention.to_q.weight.shape[0],
+                             rank, with_identity=is_cross)
+        with torch.no_grad():
+            for parameter in layer.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
+        for key, value in layer.state_dict().items():
+            state[f"adapter_modules.{index}.{key}"] = value
+            if include_unet:
+                state[f"unet.{name}.{key}"] = value
+    if ddp_prefix:
+        state = {f"module.{key}": value for key, value in state.items()}
+    return state
+
+
+def write_unavglip_checkpoint(folder: str, unet, **options) -> str:
+    """folder/checkpoint-1000/pytorch_model.bin, as accelerate's save_state writes it."""
+    checkpoint = os.path.join(folder, "checkpoint-1000")
+    os.makedirs(checkpoint, exist_ok=True)
+    path = os.path.join(checkpoint, "pytorch_model.bin")
+    torch.save(unavglip_checkpoint_state(unet, **options), path)
+    return path

@@ -1,5 +1,6 @@
 """ComfyUI node classes: thin wrappers that validate inputs and call modules/."""
 
+from .adapter_nodes import IDAdapterLoader, IDCrossAttnApply, IdentityPerceiver
 from .audio_nodes import LoadAudio
 from .face_nodes import FaceAnalysisLoader, FaceCrop, PasteBack
 from .loader_nodes import LipSyncModelLoader, WhisperLoader
@@ -14,6 +15,9 @@ NODE_CLASS_MAPPINGS = {
     "UnAvgLip_FaceAnalysisLoader": FaceAnalysisLoader,
     "UnAvgLip_FaceCrop": FaceCrop,
     "UnAvgLip_PasteBack": PasteBack,
+    "UnAvgLip_IDAdapterLoader": IDAdapterLoader,
+    "UnAvgLip_IdentityPerceiver": IdentityPerceiver,
+    "UnAvgLip_IDCrossAttnApply": IDCrossAttnApply,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -24,6 +28,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "UnAvgLip_FaceAnalysisLoader": "Face Analysis Loader (UnAvgLip)",
     "UnAvgLip_FaceCrop": "Face Crop (UnAvgLip)",
     "UnAvgLip_PasteBack": "Paste Back (UnAvgLip)",
+    "UnAvgLip_IDAdapterLoader": "Load Identity Adapter (UnAvgLip)",
+    "UnAvgLip_IdentityPerceiver": "Identity Perceiver (UnAvgLip)",
+    "UnAvgLip_IDCrossAttnApply": "Apply ID-CrossAttn (UnAvgLip)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folders"]

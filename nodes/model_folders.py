@@ -9,6 +9,7 @@ from ..modules.errors import ModelFileError
 LIPSYNC_FOLDER = "lipsync"  # MuseTalk UNets: musetalk/pytorch_model.bin, musetalkV15/unet.pth
 AUDIO_ENCODER_FOLDER = "audio_encoders"  # core already registers it; Whisper tiny.pt or a HF folder
 INSIGHTFACE_FOLDER = "insightface"  # the root insightface reads; packs live in its models/<pack>/ subfolder
+ADAPTER_FOLDER = "unavglip"  # identity adapters: checkpoint-N/pytorch_model.bin or converted .safetensors
 FACE_PARSING_FOLDER = "face_parsing"  # BiSeNet 79999_iter.pth for the jaw / full_face paste modes
 WEIGHT_EXTENSIONS = {".bin", ".pth", ".pt", ".safetensors", ".sft", ".ckpt"}
 FOLDER_EXTENSIONS = {INSIGHTFACE_FOLDER: {".onnx"}}  # folders not listed hold WEIGHT_EXTENSIONS
@@ -20,6 +21,8 @@ WHERE_TO_GET = {
     INSIGHTFACE_FOLDER: "an insightface model pack unzipped into models/<pack>/ (buffalo_l.zip from "
     "github.com/deepinsight/insightface/releases, or antelopev2; IPAdapter FaceID, InstantID and PuLID use the same "
     "folder)",
+    ADAPTER_FOLDER: "an UnAvgLip identity adapter (the authors' checkpoint-N/pytorch_model.bin folder, or a file "
+    "made with `unavglip convert-adapter`; no official weights are published yet)",
     FACE_PARSING_FOLDER: "79999_iter.pth, the BiSeNet face-parsing model of github.com/zllrunning/face-parsing.PyTorch "
     "(MuseTalk's models/face-parse-bisent/ holds the same file)",
 }
@@ -27,7 +30,7 @@ WHERE_TO_GET = {
 
 def register_model_folders() -> None:
     """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
-    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER):
+    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER, ADAPTER_FOLDER):
         default = os.path.join(folder_paths.models_dir, name)
         known = folder_paths.folder_names_and_paths.get(name)
         if known is None:

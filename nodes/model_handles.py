@@ -1,7 +1,8 @@
 """What our loader nodes output: ComfyUI ModelPatchers plus what the sampler must know about the model.
 
-UNAVGLIP_MODEL: a MuseTalk UNet (its version decides the audio features). UNAVGLIP_WHISPER: the Whisper-tiny
-encoder. Both are plain objects.
+UNAVGLIP_MODEL: a MuseTalk UNet (its version decides the audio features), perhaps with an identity applied.
+UNAVGLIP_WHISPER: the Whisper-tiny encoder. UNAVGLIP_ADAPTER: an UnAvgLip identity adapter. UNAVGLIP_IDENTITY:
+ArcFace embeddings of a person and the identity tokens an adapter made of them. All are plain objects.
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import torch
 
 MODEL_TYPE = "UNAVGLIP_MODEL"
 WHISPER_TYPE = "UNAVGLIP_WHISPER"
+ADAPTER_TYPE = "UNAVGLIP_ADAPTER"
+IDENTITY_TYPE = "UNAVGLIP_IDENTITY"
 
 
 class ManagedModule(torch.nn.Module):
@@ -32,17 +35,45 @@ def wrap_module(module: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
     )
 
 
-def load_to_device(patcher: comfy.model_patcher.ModelPatcher) -> torch.nn.Module:
+def load_to_device(*patchers: comfy.model_patcher.ModelPatcher):
+    """The modules of `patchers`, all on the compute device (one module for one patcher)."""
     # Plain torch modules cannot be partially loaded, so ask for the whole model on the device.
-    model_management.load_models_gpu([patcher], force_full_load=True)
-    return patcher.model.inner
+    model_management.load_models_gpu(list(patchers), force_full_load=True)
+    modules = [patcher.model.inner for patcher in patchers]
+    return modules[0] if len(modules) == 1 else modules
 
 
-@dataclass
+@dataclass(frozen=True)
+class AdapterHandle:
+    patcher: comfy.model_patcher.ModelPatcher  # wraps a modules.identity_adapter.IdentityAdapter
+    source: str
+
+    @property
+    def adapter(self):
+        return self.patcher.model.inner
+
+
+@dataclass(frozen=True)
+class IdentityHandle:
+    embeddings: torch.Tensor  # [1, n, 512] float32: the perceiver's input
+    tokens: torch.Tensor  # [1, num_tokens, 384] float32: what the adapter at `adapter_source` made of them
+    adapter_source: str
+
+
+@dataclass(frozen=True)
+class AppliedIdentity:
+    adapter: AdapterHandle
+    tokens: torch.Tensor
+    id_scale: float
+    lora_scale: float
+
+
+@dataclass(frozen=True)
 class LipSyncModel:
     patcher: comfy.model_patcher.ModelPatcher
     version: str
     source: str
+    identity: AppliedIdentity | None = None
 
 
 @dataclass

@@ -4,6 +4,7 @@ import torch
 
 from ..modules.errors import SettingError
 from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from ..modules.identity_patch import IdentityPatch
 from ..modules.lipsync_pipeline import lipsync_crops
 from ..modules.musetalk_unet import LipSyncUNet
 from .comfy_runtime import comfy_runtime
@@ -46,8 +47,12 @@ class LipSyncSampler:
 
     def sample(self, lipsync_model, vae, audio_encoder, crops, audio, fps, batch_size, length_policy,
                reference_crop=None, unique_id=None):
-        unet = load_to_device(lipsync_model.patcher)
-        encoder = load_to_device(audio_encoder.patcher)
+        applied = lipsync_model.identity
+        patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
+        unet, encoder, *adapter = load_to_device(*patchers)
+        identity = None
+        if applied is not None:
+            identity = IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale)
         if encoder.config.width != unet.config.cross_attention_dim:
             raise SettingError(
                 f"The audio encoder gives {encoder.config.width}-wide features but the lip-sync model expects "
@@ -57,6 +62,6 @@ class LipSyncSampler:
         result = lipsync_crops(
             base, ComfyVAECodec(vae), encoder, crops, audio["waveform"], audio["sample_rate"], fps,
             batch_size=batch_size, length_policy=length_policy, reference_crop=reference_crop,
-            runtime=comfy_runtime(unique_id),
+            runtime=comfy_runtime(unique_id), identity=identity,
         )
         return (result.crops.to(torch.float32),)

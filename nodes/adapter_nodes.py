@@ -1,0 +1,186 @@
+"""Identity adapter nodes: load an UnAvgLip adapter, turn reference faces into an identity, apply it to a model."""
+
+import dataclasses
+import os
+import re
+
+import folder_paths
+import torch
+
+from ..modules.adapter_file import load_identity_adapter
+from ..modules.errors import SettingError
+from ..modules.identity_embeddings import (
+    EMBEDDING_FILE_EXTENSIONS,
+    EMBEDDING_MODES,
+    MODE_RAW,
+    combine,
+    embeddings_from_images,
+    read_embedding_file,
+    write_embedding_file,
+)
+from ..modules.identity_patch import base_model_note
+from .comfy_runtime import logger
+from .loader_nodes import WEIGHT_DTYPES, choose_dtype
+from .model_folders import ADAPTER_FOLDER, full_path, weight_files
+from .model_handles import (
+    ADAPTER_TYPE,
+    IDENTITY_TYPE,
+    MODEL_TYPE,
+    AdapterHandle,
+    AppliedIdentity,
+    IdentityHandle,
+    load_to_device,
+    wrap_module,
+)
+
+NO_FILE = "none"
+SAVED_IDENTITIES = "unavglip_identities"  # subfolder of ComfyUI's output folder
+
+
+class IDAdapterLoader:
+    DESCRIPTION = (
+        "Loads an UnAvgLip identity adapter (Identity Perceiver + ID-CrossAttn + LoRA) from models/unavglip: the "
+        "authors' checkpoint-N/pytorch_model.bin (only the adapter keys are read; the UNet inside is ignored) or a "
+        "file converted with `unavglip convert-adapter`."
+    )
+    CATEGORY = "UnAvgLip/identity"
+    RETURN_TYPES = (ADAPTER_TYPE,)
+    RETURN_NAMES = ("adapter",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "adapter_name": (weight_files(ADAPTER_FOLDER), {"tooltip": "A file in ComfyUI/models/unavglip."}),
+                "weight_dtype": (WEIGHT_DTYPES, {"default": "auto",
+                                 "tooltip": "auto: fp16/bf16 on a GPU that supports it, fp32 on CPU."}),
+            }
+        }
+
+    def load(self, adapter_name, weight_dtype):
+        adapter = load_identity_adapter(full_path(ADAPTER_FOLDER, adapter_name))
+        dtype = choose_dtype(weight_dtype)
+        if dtype != torch.float32:
+            adapter.to(dtype)
+        return (AdapterHandle(patcher=wrap_module(adapter), source=adapter.source),)
+
+
+def embedding_files() -> list[str]:
+    """Saved identities: .npy / .safetensors in the input folder, and ours in output/unavglip_identities."""
+    found = []
+    input_dir = folder_paths.get_input_directory()
+    for root, _, files in os.walk(input_dir):
+        for name in files:
+            if name.lower().endswith(EMBEDDING_FILE_EXTENSIONS):
+                found.append(os.path.relpath(os.path.join(root, name), input_dir).replace(os.sep, "/"))
+    saved = os.path.join(folder_paths.get_output_directory(), SAVED_IDENTITIES)
+    if os.path.isdir(saved):
+        found += [f"{SAVED_IDENTITIES}/{name} [output]" for name in os.listdir(saved)
+                  if name.lower().endswith(EMBEDDING_FILE_EXTENSIONS)]
+    return [NO_FILE] + sorted(found)
+
+
+class IdentityPerceiver:
+    DESCRIPTION = (
+        "Turns a person's face into identity tokens for ID-CrossAttn: ArcFace embeddings (L2-normalised, as the "
+        "authors' inference) of the reference images, or a saved embedding file ([n, 512] .npy/.safetensors from "
+        "the input folder), through the adapter's Identity Perceiver. raw: one input per reference face; "
+        "averaged: their mean as one input. Images without a face are skipped and named in the log."
+    )
+    CATEGORY = "UnAvgLip/identity"
+    RETURN_TYPES = (IDENTITY_TYPE,)
+    RETURN_NAMES = ("identity",)
+    FUNCTION = "perceive"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "adapter": (ADAPTER_TYPE,),
+                "mode": (EMBEDDING_MODES, {"default": MODE_RAW,
+                         "tooltip": "raw: n reference faces -> n perceiver inputs (the authors' inference); "
+                                    "averaged: one input, the normalised mean (training used one)."}),
+                "embedding_file": (embedding_files(), {"default": NO_FILE,
+                                   "tooltip": "A saved identity; used instead of the reference images."}),
+                "save_as": ("STRING", {"default": "",
+                            "tooltip": "If set, the embeddings are saved to output/unavglip_identities/<name>"
+                                       ".safetensors, and can be picked in embedding_file afterwards."}),
+            },
+            "optional": {
+                "face_analysis": ("INSIGHTFACE", {"tooltip": "buffalo_l (what the authors' inference uses)."}),
+                "reference_images": ("IMAGE", {"tooltip": "Photos or video frames of the person."}),
+            },
+        }
+
+    def perceive(self, adapter, mode, embedding_file, save_as, face_analysis=None, reference_images=None):
+        if embedding_file != NO_FILE:
+            embeddings = read_embedding_file(folder_paths.get_annotated_filepath(embedding_file))
+        elif reference_images is None or face_analysis is None:
+            raise SettingError(
+                "The Identity Perceiver needs either reference_images with a face_analysis, or an embedding_file. "
+                "Connect a Face Analysis Loader and an image of the person, or pick a saved embedding file."
+            )
+        else:
+            embeddings = embeddings_from_images(face_analysis, reference_images, log=logger.warning)
+        if save_as.strip():
+            _save_embeddings(save_as, embeddings)
+        perceiver_input = combine(embeddings, mode)
+        tokens = load_to_device(adapter.patcher).identity_tokens(perceiver_input)
+        return (IdentityHandle(embeddings=perceiver_input, tokens=tokens, adapter_source=adapter.source),)
+
+
+def _save_embeddings(save_as: str, embeddings) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", save_as.strip()).strip("._") or "identity"
+    folder = os.path.join(folder_paths.get_output_directory(), SAVED_IDENTITIES)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name.removesuffix(".safetensors") + ".safetensors")
+    write_embedding_file(path, embeddings, description="UnAvgLip Identity Perceiver")
+    logger.warning(f"UnAvgLip: identity embeddings ({len(embeddings)} faces) saved to {path}.")
+    return path
+
+
+class IDCrossAttnApply:
+    DESCRIPTION = (
+        "Applies an identity to a lip-sync model through the adapter's ID-CrossAttn and LoRA and returns a patched "
+        "copy; the input model stays as it was, so several applies in one graph are independent. strength is "
+        "lambda, the weight of the identity attention (the authors use 0.25 to 1.0); lora_strength scales the "
+        "LoRA trained with it (1.0 as trained). Both 0 switches the adapter off: the base model, exactly."
+    )
+    CATEGORY = "UnAvgLip/identity"
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("lipsync_model",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "lipsync_model": (MODEL_TYPE,),
+                "adapter": (ADAPTER_TYPE,),
+                "identity": (IDENTITY_TYPE,),
+                "strength": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 2.0, "step": 0.05}),
+                "lora_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05}),
+            }
+        }
+
+    def apply(self, lipsync_model, adapter, identity, strength, lora_strength):
+        if strength == 0 and lora_strength == 0:
+            return (dataclasses.replace(lipsync_model, identity=None),)
+        module = adapter.adapter
+        module.bind(lipsync_model.patcher.model.inner)  # refuses an adapter made for another base model now
+        note = base_model_note(lipsync_model.version, module)
+        if note:
+            logger.warning(note)
+        tokens = identity.tokens
+        if identity.adapter_source != adapter.source:
+            # The identity was made by another adapter's perceiver: make this adapter's own tokens from the faces.
+            tokens = load_to_device(adapter.patcher).identity_tokens(identity.embeddings)
+        if tokens.shape[1] != module.num_tokens:
+            raise SettingError(
+                f"The identity has {tokens.shape[1]} tokens but adapter {module.name} takes {module.num_tokens}; "
+                "make the identity with this adapter's Identity Perceiver."
+            )
+        applied = AppliedIdentity(adapter=adapter, tokens=tokens, id_scale=float(strength),
+                                  lora_scale=float(lora_strength))
+        return (dataclasses.replace(lipsync_model, identity=applied),)
