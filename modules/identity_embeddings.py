@@ -19,6 +19,14 @@ EMBEDDING_FILE_EXTENSIONS = (".npy", ".safetensors")
 SAFETENSORS_KEY = "embeddings"
 
 
+def evenly_spaced(count: int, limit: int) -> list[int]:
+    """At most `limit` indices of `count`, spread over the whole range (0: all). Deterministic, unlike the
+    authors' random draw with replacement, so a graph gives the same identity every run."""
+    if limit <= 0 or count <= limit:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [count // 2]
+
+
 def embeddings_from_images(analysis, images, log=print) -> np.ndarray:
     """IMAGE batch [N, H, W, 3] (0..1) -> [k, 512] unit vectors, one per image with a face (the largest one).
 

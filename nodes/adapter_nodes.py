@@ -15,6 +15,7 @@ from ..modules.identity_embeddings import (
     MODE_RAW,
     combine,
     embeddings_from_images,
+    evenly_spaced,
     read_embedding_file,
     write_embedding_file,
 )
@@ -103,6 +104,9 @@ class IdentityPerceiver:
                                     "averaged: one input, the normalised mean (training used one)."}),
                 "embedding_file": (embedding_files(), {"default": NO_FILE,
                                    "tooltip": "A saved identity; used instead of the reference images."}),
+                "max_references": ("INT", {"default": 4, "min": 0, "max": 64,
+                                   "tooltip": "Use at most this many reference images, evenly spaced through the "
+                                              "batch (the authors recommend 4); 0: all of them."}),
                 "save_as": ("STRING", {"default": "",
                             "tooltip": "If set, the embeddings are saved to output/unavglip_identities/<name>"
                                        ".safetensors, and can be picked in embedding_file afterwards."}),
@@ -113,7 +117,8 @@ class IdentityPerceiver:
             },
         }
 
-    def perceive(self, adapter, mode, embedding_file, save_as, face_analysis=None, reference_images=None):
+    def perceive(self, adapter, mode, embedding_file, max_references, save_as, face_analysis=None,
+                 reference_images=None):
         if embedding_file != NO_FILE:
             embeddings = read_embedding_file(folder_paths.get_annotated_filepath(embedding_file))
         elif reference_images is None or face_analysis is None:
@@ -122,7 +127,8 @@ class IdentityPerceiver:
                 "Connect a Face Analysis Loader and an image of the person, or pick a saved embedding file."
             )
         else:
-            embeddings = embeddings_from_images(face_analysis, reference_images, log=logger.warning)
+            chosen = reference_images[evenly_spaced(reference_images.shape[0], max_references)]
+            embeddings = embeddings_from_images(face_analysis, chosen, log=logger.warning)
         if save_as.strip():
             _save_embeddings(save_as, embeddings)
         perceiver_input = combine(embeddings, mode)

@@ -435,3 +435,9 @@ def test_stripped_files_bind_in_the_published_order_whatever_the_module_order():
     up = [f"up_blocks.1.attentions.{a}.transformer_blocks.0.attn{i}" for a in (0, 1) for i in (1, 2)]
     assert published_order(down + mid + up) == down + up + mid
     assert published_order(down + up + mid) == down + up + mid
+
+
+def test_references_are_spread_over_the_batch():
+    assert ie.evenly_spaced(100, 4) == [0, 33, 66, 99]
+    assert ie.evenly_spaced(3, 4) == [0, 1, 2] and ie.evenly_spaced(7, 0) == list(range(7))
+    assert ie.evenly_spaced(9, 1) == [4]

@@ -240,6 +240,13 @@ def test_writer_takes_float_frames(tmp_path):
     assert _indices(read_all_frames(path)) == list(range(6))
 
 
+def test_crf_sets_the_quality(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (4, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    _write_clip(tmp_path / "fine.mp4", noise, 25, crf=10)
+    _write_clip(tmp_path / "coarse.mp4", noise, 25, crf=40)
+    assert os.path.getsize(tmp_path / "coarse.mp4") < os.path.getsize(tmp_path / "fine.mp4") / 2
+
+
 def test_even_sizes_are_not_padded(tmp_path):
     messages = []
     writer = Mp4Writer(tmp_path / "even.mp4", WIDTH, HEIGHT, 25, log=messages.append)
