@@ -1,19 +1,20 @@
-"""`unavglip` command: run the lip-sync core without ComfyUI.
+"""`unavglip` command: the pipeline without ComfyUI.
 
-  unavglip demo --out DIR [--models-dir DIR] [--audio FILE] [--frames N] [--fps F]
-      Redraws the mouths of generated face crops from speech and writes the crops as PNG files plus a summary.
-      Without --models-dir it writes random-weight models in the published formats to a temporary folder and
-      loads them through the real loaders (the output then shows noise, not mouths: it proves the pipeline runs).
-      With --models-dir (a ComfyUI models folder) it uses lipsync/musetalk*/..., audio_encoders/ and vae/.
+  unavglip demo [--out FILE.mp4] [--seconds S] [--reduced]
+      Makes a short clip (a drifting face-like drawing, speech-like audio), builds the full-size models with random
+      weights, dubs the clip through the whole pipeline and prints a speed table. Needs no weights; the mouth it
+      draws is noise, because the weights are random.
+  unavglip dub --video V --audio A --out OUT.mp4 --models-dir DIR [--adapter FILE [--reference IMG ...]]
+      Dubs a video with new speech, streaming frames so memory does not grow with the video's length.
+      --check lists which model files are present and where missing ones go.
   unavglip check --models-dir DIR
-      Says which of the expected model files are present.
   unavglip convert-adapter CHECKPOINT OUT.safetensors [--base-unet FILE]
       Keeps only the adapter weights of an UnAvgLip checkpoint and writes them, named by layer, with metadata.
 """
 
 import argparse
-import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -22,110 +23,209 @@ import numpy as np
 import torch
 
 from .errors import UnAvgLipError
+from .frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from .identity_embeddings import EMBEDDING_MODES, MODE_RAW
+from .model_files import REQUIRED, describe_model_files, find_model_files
+from .paste_back import MODES as PASTE_MODES
 
 
-def synthetic_crops(count: int) -> torch.Tensor:
-    """Face-like 256x256 crops (skin ellipse, eyes, a mouth) so the demo needs no input files."""
-    y, x = np.mgrid[0:256, 0:256] / 255.0
-    crops = []
-    for index in range(count):
-        image = np.stack([0.25 + 0.3 * y, 0.3 + 0.1 * x, 0.4 - 0.1 * y], axis=-1)
-        image[((x - 0.5) ** 2 / 0.13 + (y - 0.5) ** 2 / 0.21) < 1] = [0.87, 0.68, 0.58]
-        for eye_x in (0.38, 0.62):
-            image[((x - eye_x) ** 2 + (y - 0.42) ** 2) < 0.0015] = [0.15, 0.1, 0.1]
-        opening = 0.0008 + 0.0015 * (1 + math.sin(index))
-        image[((x - 0.5) ** 2 / 0.012 + (y - 0.74) ** 2 / opening) < 1] = [0.45, 0.12, 0.14]
-        crops.append(image)
-    return torch.tensor(np.stack(crops), dtype=torch.float32)
+def peak_ram_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def synthetic_speech(seconds: float, sample_rate: int = 16000) -> np.ndarray:
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    pitch_phase = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 0.8 * t)) / sample_rate
-    voiced = sum(np.sin(k * pitch_phase) / k for k in range(1, 10))
-    return (0.25 * voiced * (0.5 + 0.5 * np.sin(2 * np.pi * 3.5 * t)) ** 2).astype(np.float32)
+def pick_device(cpu_only: bool) -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() and not cpu_only else "cpu")
 
 
-# Where each model may sit inside a ComfyUI models folder, first match wins.
-MODEL_CANDIDATES = {
-    "unet": ["lipsync/musetalkV15/unet.pth", "lipsync/musetalk/pytorch_model.bin"],
-    "whisper": ["audio_encoders/tiny.pt", "audio_encoders/whisper-tiny"],
-    "vae": ["vae/sd-vae-ft-mse", "vae/sd-vae"],
-}
+def print_speed_table(report, total_seconds: float, device) -> None:
+    frames = report.frames
+    print(f"\n| stage | seconds | ms/frame |\n|---|---:|---:|")
+    for stage, seconds in report.seconds.items():
+        print(f"| {stage} | {seconds:.2f} | {seconds / frames * 1000:.0f} |")
+    print(f"| total | {total_seconds:.2f} | {total_seconds / frames * 1000:.0f} |")
+    print(f"\n{frames} frames of {report.width}x{report.height} at {float(report.fps):.3f} fps on {device}: "
+          f"{frames / total_seconds:.2f} frames/s end to end; peak RAM {peak_ram_mb():.0f} MB.")
 
 
-def find_models(models_dir: str) -> dict:
-    """Path of each model under `models_dir`, or None when none of its candidates exists."""
-    return {
-        name: next((os.path.join(models_dir, p) for p in paths if os.path.exists(os.path.join(models_dir, p))), None)
-        for name, paths in MODEL_CANDIDATES.items()
-    }
-
-
-def random_models(folder: str) -> dict:
-    from .random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
-
-    vae_folder = os.path.join(folder, "vae", "tiny-random-vae")
-    tiny_vae().save_pretrained(vae_folder)
-    return {
-        "unet": write_musetalk_unet(os.path.join(folder, "lipsync"), "v1.0"),
-        "whisper": write_openai_whisper(os.path.join(folder, "audio_encoders", "tiny.pt")),
-        "vae": vae_folder,
-    }
+# ---- demo ----
 
 
 def run_demo(args) -> int:
-    from .audio_file import load_audio_file
-    from .lipsync_pipeline import lipsync_crops
-    from .musetalk_unet import load_lipsync_unet
-    from .runtime import Runtime
-    from .vae_codec import DiffusersVAECodec, load_diffusers_vae
-    from .whisper_encoder import load_whisper_encoder
+    from .demo_media import DrawnFaceTracker, face_frame, speech_like_audio
+    from .dub_pipeline import DubModels, DubSettings, dub_video
+    from .video_io import Mp4Writer
 
-    os.makedirs(args.out, exist_ok=True)
+    device = pick_device(args.cpu)
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        if args.models_dir:
-            paths = find_models(args.models_dir)
-            missing = [name for name, path in paths.items() if path is None]
-            if missing:
-                raise UnAvgLipError(f"Missing in {args.models_dir}: {', '.join(missing)}; run `unavglip check`.")
-        else:
-            print("No --models-dir: using random-weight models in the published formats (output is noise).")
-            paths = random_models(scratch)
-        device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-        base = load_lipsync_unet(paths["unet"], version=args.version)
-        base.unet.to(device)
-        encoder = load_whisper_encoder(paths["whisper"]).to(device)
-        codec = DiffusersVAECodec(load_diffusers_vae(paths["vae"]).to(device))
-        if args.audio:
-            samples, sample_rate = load_audio_file(args.audio)
-        else:
-            samples, sample_rate = synthetic_speech(args.frames / args.fps), 16000
-        crops = synthetic_crops(args.frames)
+        frames = max(2, round(args.seconds * 25))
+        clip = os.path.join(scratch, "clip.mp4")
+        with Mp4Writer(clip, 320, 240, 25, log=lambda message: None) as writer:
+            for index in range(frames):
+                writer.write(face_frame(index, 320, 240)[None])
+        speech = speech_like_audio(args.seconds)
+        size = "reduced-size" if args.reduced else "full-size"
+        print(f"Building {size} MuseTalk v1.0 models with random weights (no weights needed; the mouth will be noise).")
+        models = random_demo_models(scratch, device, reduced=args.reduced)
+        models.face_analysis = DrawnFaceTracker()
         started = time.perf_counter()
-        result = lipsync_crops(base, codec, encoder, crops, samples, sample_rate, args.fps,
-                               batch_size=args.batch_size, runtime=Runtime(device=device))
-        seconds = time.perf_counter() - started
-    write_pngs(result.crops, args.out)
-    frames = result.crops.shape[0]
-    print(f"MuseTalk {base.version}: {frames} crops of 256x256 generated in {seconds:.2f} s "
-          f"({seconds / frames * 1000:.0f} ms/frame on {device}); written to {args.out}/frame_*.png")
+        report = dub_video(clip, speech[None], 16000, args.out, models, DubSettings(batch_size=args.batch_size))
+        total = time.perf_counter() - started
+    print_speed_table(report, total, device)
+    print(f"Wrote {args.out}. The mouth region is noise: these are random weights. Run `unavglip dub` with "
+          "--models-dir for real lip sync.")
     return 0
 
 
-def write_pngs(crops: torch.Tensor, folder: str) -> None:
+def random_demo_models(folder: str, device, reduced: bool):
+    """MuseTalk v1.0 architecture with random weights; the Whisper file goes through the real loader."""
+    from diffusers import UNet2DConditionModel
+
+    from .dub_pipeline import DubModels
+    from .musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet, load_lipsync_unet
+    from .random_models import random_vae, tiny_vae, write_musetalk_unet, write_openai_whisper
+    from .vae_codec import DiffusersVAECodec
+    from .whisper_encoder import load_whisper_encoder
+
+    whisper = write_openai_whisper(os.path.join(folder, "tiny.pt"), full_size=not reduced)
+    if reduced:
+        base = load_lipsync_unet(write_musetalk_unet(folder, "v1.0"), version="v1.0")
+        vae = tiny_vae()
+    else:
+        torch.manual_seed(0)
+        base = LipSyncUNet(UNet2DConditionModel(**MUSETALK_UNET_CONFIG).eval().requires_grad_(False), "v1.0", "random")
+        vae = random_vae(full_size=True)
+    base.unet.to(device)
+    return DubModels(base=base, codec=DiffusersVAECodec(vae.to(device)),
+                     encoder=load_whisper_encoder(whisper).to(device), face_analysis=None)
+
+
+# ---- dub ----
+
+
+def run_dub(args) -> int:
+    found = find_model_files(args.models_dir)
+    if args.check:
+        print(describe_model_files(args.models_dir, found))
+        return 0 if all(found[name] for name in REQUIRED) else 1
+    missing = [name for name in REQUIRED if not found[name]]
+    if missing:
+        raise UnAvgLipError(
+            f"Missing model files in {args.models_dir}: {', '.join(missing)}.\n"
+            + describe_model_files(args.models_dir, found)
+        )
+    for name, value in (("--video", args.video), ("--audio", args.audio), ("--out", args.out)):
+        if not value:
+            raise UnAvgLipError(f"{name} is required (or use --check to list the model files).")
+    from .audio_file import load_audio_file
+    from .dub_pipeline import DubSettings, dub_video
+    from .runtime import Runtime
+
+    device = pick_device(args.cpu)
+    models = load_dub_models(found, args, device)
+    samples, sample_rate = load_audio_file(args.audio)
+    settings = DubSettings(length_policy=args.length_policy, batch_size=args.batch_size,
+                           memory_budget_mb=args.memory_mb, paste_mode=args.paste_mode)
+    started = time.perf_counter()
+    report = dub_video(args.video, samples, sample_rate, args.out, models, settings,
+                       Runtime(device=device, report_progress=ProgressLine().update))
+    print_speed_table(report, time.perf_counter() - started, device)
+    print(f"Wrote {args.out} ({report.faces_found} of {report.frames} frames had a face).")
+    return 0
+
+
+class ProgressLine:
+    def __init__(self):
+        self.started = time.perf_counter()
+
+    def update(self, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        end = "\n" if done >= total else ""
+        print(f"\rlip sync {done}/{total} frames ({rate:.1f} frames/s)", end=end, file=sys.stderr, flush=True)
+
+
+def load_dub_models(found: dict, args, device):
+    from .dub_pipeline import DubModels
+    from .face_analysis import load_face_analysis
+    from .musetalk_unet import load_lipsync_unet
+    from .vae_codec import DiffusersVAECodec, load_diffusers_vae
+    from .whisper_encoder import load_whisper_encoder
+
+    unet_path = found["lipsync model"] if args.version == "auto" else found[f"MuseTalk {args.version}"]
+    if args.adapter and args.version == "auto" and found.get("MuseTalk v1.0"):
+        unet_path = found["MuseTalk v1.0"]  # the adapter was trained on v1.0
+    base = load_lipsync_unet(unet_path)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    base.unet.to(device, dtype)
+    vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
+    face_parser = None
+    if args.paste_mode in ("jaw", "full_face"):
+        from .face_parsing import load_face_parser
+
+        if not found["face parsing"]:
+            raise UnAvgLipError(f"--paste-mode {args.paste_mode} needs face_parsing/79999_iter.pth in {args.models_dir}.")
+        face_parser = load_face_parser(found["face parsing"]).to(device)
+    insightface_root = os.path.dirname(os.path.dirname(found["face analysis"]))
+    analysis = load_face_analysis(insightface_root, os.path.basename(found["face analysis"]),
+                                  "CUDA" if device.type == "cuda" else "CPU")
+    models = DubModels(base=base, codec=DiffusersVAECodec(vae), encoder=load_whisper_encoder(found["audio encoder"]).to(device),
+                       face_analysis=analysis, face_parser=face_parser)
+    if args.adapter:
+        models.identity = load_identity(args, analysis, device, dtype)
+    return models
+
+
+def load_identity(args, analysis, device, dtype):
+    from .adapter_file import load_identity_adapter
+    from .identity_embeddings import combine, embeddings_from_images, evenly_spaced, read_embedding_file
+    from .identity_patch import IdentityPatch
+
+    adapter = load_identity_adapter(args.adapter).to(device, dtype)
+    if args.identity_file:
+        embeddings = read_embedding_file(args.identity_file)
+    else:
+        images = reference_images(args.reference) if args.reference else video_frames(args.video, 4)
+        embeddings = embeddings_from_images(analysis, images[evenly_spaced(len(images), args.max_references)])
+    tokens = adapter.identity_tokens(combine(embeddings, args.embedding_mode))
+    return IdentityPatch(adapter, tokens, args.strength, args.lora_strength)
+
+
+def reference_images(paths: list[str]) -> torch.Tensor:
     import cv2
 
-    for index, crop in enumerate((crops.numpy() * 255).round().astype(np.uint8)):
-        cv2.imwrite(os.path.join(folder, f"frame_{index:05d}.png"), crop[..., ::-1])
+    images = []
+    for path in paths:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise UnAvgLipError(f"Cannot read the reference image {path}; give a .png or .jpg photo of the person.")
+        images.append(torch.from_numpy(image[:, :, ::-1].astype(np.float32) / 255))
+    if len({tuple(image.shape) for image in images}) > 1:
+        return torch.stack([torch.from_numpy(cv2.resize(i.numpy(), (512, 512))) for i in images])
+    return torch.stack(images)
+
+
+def video_frames(path: str, count: int) -> torch.Tensor:
+    """`count` frames spread over the video: the authors' default identity source is the video itself."""
+    from .identity_embeddings import evenly_spaced
+    from .video_io import iter_frame_chunks, probe_video
+
+    wanted = set(evenly_spaced(probe_video(path).frame_count, count))
+    picked, position = [], 0
+    for frames in iter_frame_chunks(path, 32):
+        picked += [frames[i] for i in range(len(frames)) if position + i in wanted]
+        position += len(frames)
+    return torch.from_numpy(np.stack(picked).astype(np.float32) / 255)
+
+
+# ---- check, convert ----
 
 
 def run_check(args) -> int:
-    paths = find_models(args.models_dir)
-    for name, found in paths.items():
-        expected = ", ".join(MODEL_CANDIDATES[name])
-        print(f"{name:8s} {'found: ' + found if found else 'MISSING; expected one of: ' + expected}")
-    return 0 if all(paths.values()) else 1
+    found = find_model_files(args.models_dir)
+    print(describe_model_files(args.models_dir, found))
+    return 0 if all(found[name] for name in REQUIRED) else 1
 
 
 def run_convert(args) -> int:
@@ -135,18 +235,37 @@ def run_convert(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unavglip", description="UnAvgLip / MuseTalk lip sync without ComfyUI.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the sampler on generated crops and speech")
-    demo.add_argument("--out", default="demo_output")
-    demo.add_argument("--models-dir", default=None, help="a ComfyUI models folder with the real weights")
-    demo.add_argument("--audio", default=None, help="an audio or video file (default: generated speech)")
-    demo.add_argument("--frames", type=int, default=8)
-    demo.add_argument("--fps", type=float, default=25.0)
+    demo = commands.add_parser("demo", help="dub a generated clip with random-weight models (needs no weights)")
+    demo.add_argument("--out", default=os.path.join("demo_output", "demo_dub.mp4"))
+    demo.add_argument("--seconds", type=float, default=0.6)
     demo.add_argument("--batch-size", type=int, default=4)
-    demo.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5"])
+    demo.add_argument("--reduced", action="store_true", help="small models: a quick check, not a speed measure")
     demo.add_argument("--cpu", action="store_true", help="stay on the CPU even if CUDA is available")
+
+    dub = commands.add_parser("dub", help="dub a video with new speech (streams frames; bounded memory)")
+    dub.add_argument("--video")
+    dub.add_argument("--audio", help="the new speech: any audio file, or a video whose sound is used")
+    dub.add_argument("--out", help="the .mp4 to write")
+    dub.add_argument("--models-dir", required=True, help="a ComfyUI models folder (see --check)")
+    dub.add_argument("--check", action="store_true", help="list the model files found and missing, then stop")
+    dub.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5"])
+    dub.add_argument("--length-policy", default=PAD_AUDIO, choices=LENGTH_POLICIES)
+    dub.add_argument("--paste-mode", default="lower_face", choices=[m for m in PASTE_MODES if m != "mask"])
+    dub.add_argument("--batch-size", type=int, default=8)
+    dub.add_argument("--memory-mb", type=int, default=1024, help="memory for decoded frames in flight")
+    dub.add_argument("--adapter", help="an UnAvgLip identity adapter file")
+    dub.add_argument("--reference", action="append", help="a photo of the person (repeatable); default: 4 frames "
+                     "of the video")
+    dub.add_argument("--identity-file", help="saved embeddings [n, 512] (.npy or .safetensors)")
+    dub.add_argument("--embedding-mode", default=MODE_RAW, choices=EMBEDDING_MODES)
+    dub.add_argument("--max-references", type=int, default=4)
+    dub.add_argument("--strength", type=float, default=0.5, help="lambda of ID-CrossAttn")
+    dub.add_argument("--lora-strength", type=float, default=1.0)
+    dub.add_argument("--cpu", action="store_true")
+
     check = commands.add_parser("check", help="list which model files are present")
     check.add_argument("--models-dir", required=True)
     convert = commands.add_parser("convert-adapter", help="UnAvgLip checkpoint -> adapter-only .safetensors")
@@ -154,8 +273,12 @@ def main(argv=None) -> int:
     convert.add_argument("output", help="the .safetensors file to write")
     convert.add_argument("--base-unet", default=None, help="bind layers to this MuseTalk UNet file instead of "
                          "the published MuseTalk configuration")
-    args = parser.parse_args(argv)
-    runners = {"demo": run_demo, "check": run_check, "convert-adapter": run_convert}
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    runners = {"demo": run_demo, "dub": run_dub, "check": run_check, "convert-adapter": run_convert}
     try:
         return runners[args.command](args)
     except UnAvgLipError as error:

@@ -5,7 +5,7 @@ included and marked), the source frame size and the crop geometry used. Boxes ar
 x1/y1 inclusive and x2/y2 exclusive, and may be clipped to the frame.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,6 +20,7 @@ class FrameCrop:
     box: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2 in frame pixels
     landmarks: np.ndarray | None = None  # [68, 2] float32, iBUG 68-point order, frame pixels
     note: str = ""  # why a face was not used ("no face", "face too small: 18 px", ...)
+    source_box: tuple[int, int, int, int] | None = None  # faceless frames: where their filler crop is cut
 
 
 @dataclass
@@ -35,6 +36,10 @@ class CropInfo:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def section(self, start: int, stop: int) -> "CropInfo":
+        """The same run restricted to frames start..stop-1 (for chunked processing)."""
+        return replace(self, frames=self.frames[start:stop])
 
     @property
     def found_count(self) -> int:

@@ -104,15 +104,32 @@ def crops_from_landmarks(
     frame. Tracks are smoothed over time (smoothing 0: off) before the MuseTalk box is computed.
     """
     count, height, width = check_frames(frames)
-    check_geometry(geometry)
     if not isinstance(landmarks, (list, tuple)) or len(landmarks) != count:
         got = len(landmarks) if hasattr(landmarks, "__len__") else type(landmarks).__name__
         raise FrameInputError(f"Need one landmark set (or None) per frame: {count} frames but {got} landmark sets.")
+    info = plan_crops(landmarks, height, width, geometry, bbox_shift, extra_margin, fps, smoothing, min_face_size)
+    crops, mask = cut_crops(frames, info)
+    return crops, info, mask
+
+
+def plan_crops(
+    landmarks: list,
+    height: int,
+    width: int,
+    geometry: str,
+    bbox_shift: int = 0,
+    extra_margin: int = 10,
+    fps: float = 25.0,
+    smoothing: float = 1.0,
+    min_face_size: int = 32,
+) -> CropInfo:
+    """The crop box of every frame from its landmarks alone, so a long video can be cropped chunk by chunk."""
+    check_geometry(geometry)
     if extra_margin < 0:
         raise SettingError(f"extra_margin must be 0 or more pixels; got {extra_margin}.")
     if min_face_size < 0:
         raise SettingError(f"min_face_size must be 0 or more pixels; got {min_face_size}.")
-
+    count = len(landmarks)
     tracks = smooth_tracks(list(landmarks), fps, smoothing)
     crops_info, reasons = [], Counter()
     for points in tracks:
@@ -124,22 +141,18 @@ def crops_from_landmarks(
             reasons[reason] += 1
 
     found = [i for i, c in enumerate(crops_info) if c.found]
-    crops = np.empty((count, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
-    mask = torch.zeros((count, height, width), dtype=torch.float32)
     for index, frame_crop in enumerate(crops_info):
-        nearest = index if frame_crop.found else _nearest_found(found, index)
-        box = crops_info[nearest].box if nearest is not None else _centre_square(height, width)
-        crops[index] = crop_frame(_frame(frames, index), box)
-        if frame_crop.found:
-            x1, y1, x2, y2 = box
-            mask[index, y1:y2, x1:x2] = 1.0
+        if not frame_crop.found:
+            # A faceless frame still gets a crop (its neighbour's box) so batches stay aligned with the audio.
+            nearest = _nearest_found(found, index)
+            frame_crop.source_box = crops_info[nearest].box if nearest is not None else _centre_square(height, width)
 
     notes = []
     if geometry == GEOMETRY_V15 and bbox_shift:
         notes.append(f"bbox_shift {bbox_shift} is ignored for {GEOMETRY_V15}, which uses extra_margin instead")
     if reasons:
         notes.append(_skip_summary(reasons, count))
-    info = CropInfo(
+    return CropInfo(
         frames=crops_info,
         frame_height=height,
         frame_width=width,
@@ -149,4 +162,18 @@ def crops_from_landmarks(
         crop_size=CROP_SIZE,
         notes=notes,
     )
-    return torch.from_numpy(crops), info, mask
+
+
+def cut_crops(frames, info: CropInfo, first_frame: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops [n, 256, 256, 3] and box masks [n, H, W] of `frames`, which are frames first_frame.. of `info`."""
+    count, height, width = check_frames(frames)
+    crops = np.empty((count, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
+    mask = torch.zeros((count, height, width), dtype=torch.float32)
+    for index in range(count):
+        frame_crop = info.frames[first_frame + index]
+        box = frame_crop.box if frame_crop.found else frame_crop.source_box
+        crops[index] = crop_frame(_frame(frames, index), box)
+        if frame_crop.found:
+            x1, y1, x2, y2 = box
+            mask[index, y1:y2, x1:x2] = 1.0
+    return torch.from_numpy(crops), mask

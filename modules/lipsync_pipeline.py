@@ -15,7 +15,7 @@ from .runtime import Runtime
 from .speech_input import mono_16k
 from .vae_codec import LatentCodec
 from .whisper_encoder import SAMPLE_RATE, WhisperEncoder
-from .whisper_features import check_fps, encode_audio, frame_features, frames_covered
+from .whisper_features import AudioFeatures, check_fps, encode_audio, frame_features, frames_covered
 
 
 @dataclass
@@ -42,18 +42,11 @@ def lipsync_crops(
     note = base_model_note(base.version, identity.adapter) if identity is not None else None
     if note:
         runtime.log(note)
-    check_fps(fps)
     crops = prepare_crops(crops, log=runtime.log)
     if reference_crop is not None:
         reference_crop = prepare_crops(reference_crop[:1], log=runtime.log)
-    audio = mono_16k(waveform, sample_rate, log=runtime.log)
-    plan = plan_frames(crops.shape[0], frames_covered(audio.size, SAMPLE_RATE, fps), length_policy, fps)
-    if plan.note:
-        runtime.log(f"UnAvgLip: {plan.note}")
-    needed_samples = math.ceil(plan.audio_frames_needed / fps * SAMPLE_RATE)
-    if audio.size < needed_samples:
-        audio = np.pad(audio, (0, needed_samples - audio.size))
-    features = encode_audio(encoder, audio, flavour=base.version)
+    features, plan = prepare_speech(base, encoder, waveform, sample_rate, fps, crops.shape[0], length_policy,
+                                    runtime.log)
     generated = generate_mouths(
         base.unet,
         codec,
@@ -66,3 +59,17 @@ def lipsync_crops(
         identity=identity,
     )
     return LipSyncResult(crops=generated, plan=plan)
+
+
+def prepare_speech(base: LipSyncUNet, encoder: WhisperEncoder, waveform, sample_rate: int, fps: float,
+                   frame_count: int, length_policy: str, log=print) -> tuple[AudioFeatures, FramePlan]:
+    """Whisper features of the speech (padded with silence where the plan needs more) and the frame plan."""
+    check_fps(fps)
+    audio = mono_16k(waveform, sample_rate, log=log)
+    plan = plan_frames(frame_count, frames_covered(audio.size, SAMPLE_RATE, fps), length_policy, fps)
+    if plan.note:
+        log(f"UnAvgLip: {plan.note}")
+    needed_samples = math.ceil(plan.audio_frames_needed / fps * SAMPLE_RATE)
+    if audio.size < needed_samples:
+        audio = np.pad(audio, (0, needed_samples - audio.size))
+    return encode_audio(encoder, audio, flavour=base.version), plan

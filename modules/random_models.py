@@ -30,6 +30,7 @@ TINY_WHISPER_DIMS = {
     "n_text_head": 2,
     "n_text_layer": 1,
 }
+WHISPER_TINY_DIMS = dict(TINY_WHISPER_DIMS, n_audio_state=384, n_audio_head=6, n_text_state=384, n_text_head=6)
 
 
 def randomize(module: torch.nn.Module, seed: int, scale: float = 0.05) -> torch.nn.Module:
@@ -63,9 +64,8 @@ def write_musetalk_unet(models_dir: str, version: str, seed: int = 0, with_json:
     return path
 
 
-def openai_whisper_state(seed: int = 0) -> dict:
+def openai_whisper_state(seed: int = 0, dims: dict = TINY_WHISPER_DIMS) -> dict:
     """A full OpenAI Whisper state dict (encoder and a minimal decoder) with tiny widths, fp16 like tiny.pt."""
-    dims = TINY_WHISPER_DIMS
     generator = torch.Generator().manual_seed(seed)
 
     def noise(*shape, scale=0.05):
@@ -99,9 +99,11 @@ def openai_whisper_state(seed: int = 0) -> dict:
     return state
 
 
-def write_openai_whisper(path: str, seed: int = 0) -> str:
+def write_openai_whisper(path: str, seed: int = 0, full_size: bool = False) -> str:
+    """tiny.pt layout; full_size: Whisper tiny's real widths (384), as the full-size UNet needs."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save({"dims": dict(TINY_WHISPER_DIMS), "model_state_dict": openai_whisper_state(seed)}, path)
+    dims = WHISPER_TINY_DIMS if full_size else TINY_WHISPER_DIMS
+    torch.save({"dims": dict(dims), "model_state_dict": openai_whisper_state(seed, dims)}, path)
     return path
 
 

@@ -1,11 +1,15 @@
-"""The pack inside a real ComfyUI server: it imports cleanly, lists its nodes, and runs the sampler via /prompt.
+"""The pack inside a real ComfyUI server: it imports cleanly, lists its nodes, runs the shipped workflows via /prompt.
 
 Runs only when COMFYUI_PATH names a ComfyUI checkout and this Python has ComfyUI's requirements (CI has neither:
-it cannot fetch ComfyUI). Models are random-weight files in the published formats written to a temporary folder.
+it cannot fetch ComfyUI). Models are random-weight files in the published formats written to a temporary folder;
+the two identity adapters are UnAvgLip checkpoints (the authors' layout) made for the v1.0 UNet written there.
 """
 
+import copy
+import glob
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,13 +21,28 @@ import numpy as np
 import pytest
 import torch
 
-from modules.random_models import random_vae, write_hf_whisper, write_musetalk_unet, write_openai_whisper
+from modules.random_models import (
+    random_vae,
+    tiny_unet,
+    write_hf_whisper,
+    write_musetalk_unet,
+    write_openai_whisper,
+    write_unavglip_checkpoint,
+)
+from test_workflows import FILE_LIST_INPUTS, SNAPSHOT, SNAPSHOT_KEYS
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run")
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_WhisperLoader", "UnAvgLip_LipSyncSampler",
-             "UnAvgLip_FaceAnalysisLoader", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack"]
+             "UnAvgLip_FaceAnalysisLoader", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDAdapterLoader",
+             "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply"]
+FPS = 25
+VIDEO_FRAMES = {"talking_face.mp4": 6, "face_crops_256.mp4": 4}  # what write_example_inputs writes
+SPEECH_SECONDS = {"new_speech.wav": 0.24, "speech.wav": 0.2}
+ADAPTERS = {"checkpoint-5000/pytorch_model.bin": 5, "checkpoint-10000/pytorch_model.bin": 10}  # file -> seed
+FACE_BOX = (100, 60, 196, 156)  # the stand-in face in frame 0 of talking_face.mp4; it moves 2 px right per frame
+FACELESS_FRAME = 3
 
 
 def sd_vae_ft_mse_random(seed: int = 0):
@@ -36,15 +55,28 @@ def write_example_inputs(models, inputs) -> None:
     from media_fixtures import write_video_with_audio
 
     insightface_standins.write_buffalo_l(str(models / "insightface"))
-    frames = np.stack([insightface_standins.face_image(240, 320, box=(100 + 2 * i, 60, 196 + 2 * i, 156))
-                       for i in range(6)])
-    frames[3] = 40  # one frame without a face: it must come back unchanged
+    x1, y1, x2, y2 = FACE_BOX
+    frames = np.stack([insightface_standins.face_image(240, 320, box=(x1 + 2 * i, y1, x2 + 2 * i, y2))
+                       for i in range(VIDEO_FRAMES["talking_face.mp4"])])
+    frames[FACELESS_FRAME] = 40  # one frame without a face: it must come back unchanged
     t = np.arange(int(0.24 * 16000)) / 16000
-    write_video_with_audio(str(inputs / "talking_face.mp4"), frames, 25, (0.1 * np.sin(2 * np.pi * 200 * t))[None]
+    write_video_with_audio(str(inputs / "talking_face.mp4"), frames, FPS, (0.1 * np.sin(2 * np.pi * 200 * t))[None]
                            .astype(np.float32), 16000)
-    write_wav(str(inputs / "new_speech.wav"), 0.24)
-    crops = np.stack([insightface_standins.face_image(256, 256, box=(40, 40, 216, 230)) for _ in range(4)])
-    write_video_with_audio(str(inputs / "face_crops_256.mp4"), crops, 25, None, 16000)
+    write_wav(str(inputs / "new_speech.wav"), SPEECH_SECONDS["new_speech.wav"])
+    crops = np.stack([insightface_standins.face_image(256, 256, box=(40, 40, 216, 230))
+                      for _ in range(VIDEO_FRAMES["face_crops_256.mp4"])])
+    write_video_with_audio(str(inputs / "face_crops_256.mp4"), crops, FPS, None, 16000)
+
+
+def write_adapter(base, name: str, unet, seed: int) -> None:
+    """models/unavglip/<name> (checkpoint-N/pytorch_model.bin): an UnAvgLip accelerate checkpoint for `unet`."""
+    staging = base / "staging"
+    written = write_unavglip_checkpoint(str(staging), unet, seed=seed)  # staging/checkpoint-1000/pytorch_model.bin
+    assert os.path.basename(written) == os.path.basename(name)
+    target = base / "models" / "unavglip" / os.path.dirname(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(os.path.dirname(written), target)
+    shutil.rmtree(staging)
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
@@ -106,19 +138,23 @@ def server(tmp_path_factory):
     for folder in (models / "vae", nodes_dir, inputs, outputs):
         folder.mkdir(parents=True)
     os.symlink(PACK_ROOT, nodes_dir / "ComfyUI-UnAvgLip")
-    write_musetalk_unet(str(models / "lipsync"), "v1.0")
+    base_unet = tiny_unet(0)  # MuseTalk v1.0 stand-in, and the base model the adapters are made for
+    write_musetalk_unet(str(models / "lipsync"), "v1.0", unet=base_unet)
+    for name, seed in ADAPTERS.items():
+        write_adapter(base, name, base_unet, seed)
     write_musetalk_unet(str(models / "lipsync"), "v1.5")
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
     write_hf_whisper(str(models / "audio_encoders" / "whisper-tiny"))
     write_example_inputs(models, inputs)
     vae_state = {k: v.contiguous() for k, v in sd_vae_ft_mse_random().state_dict().items()}
     save_file(vae_state, str(models / "vae" / "vae-ft-mse-840000-ema-pruned.safetensors"))
-    write_wav(str(inputs / "speech.wav"), 0.2)
+    write_wav(str(inputs / "speech.wav"), SPEECH_SECONDS["speech.wav"])
     (inputs / "corrupt.wav").write_bytes(os.urandom(2048))
     config = base / "extra_model_paths.yaml"
     config.write_text(
         f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"
         f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n    insightface: models/insightface/\n"
+        f"    unavglip: models/unavglip/\n"
     )
     port = free_port()
     log = open(base / "server.log", "w")
@@ -174,24 +210,196 @@ def sampler_prompt(audio_file: str, fps: float = 25.0) -> dict:
     }
 
 
-@pytest.mark.parametrize("name, size, frames", [("unavglip_dub_video", (320, 240), 6),
-                                                 ("unavglip_lipsync_face_crops", (256, 256), 4)])
-def test_example_workflows_run_end_to_end(server, name, size, frames):
-    """The shipped workflows, converted as the frontend does, on stand-in models: a video of the input's size."""
+def load_workflow(name: str) -> dict:
+    with open(os.path.join(PACK_ROOT, "workflows", name + ".json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def nodes_of(prompt: dict, class_type: str) -> list[str]:
+    return [node_id for node_id, node in prompt.items() if node["class_type"] == class_type]
+
+
+def output_files(server, entry: dict, node_id: str | None = None) -> list:
+    """Paths of the files an output node saved (the only output node when node_id is None)."""
+    outputs = entry["outputs"]
+    saved = outputs[node_id] if node_id else next(iter(outputs.values()))
+    files = saved.get("images", saved.get("videos", saved.get("video")))
+    return [server["outputs"] / item["subfolder"] / item["filename"] for item in files]
+
+
+@pytest.fixture(scope="module")
+def workflow_run(server):
+    """Runs a shipped workflow once (converted as the frontend does) -> (prompt, history entry, saved video)."""
     _, info = request(server["url"] + "/object_info")
-    workflow = json.load(open(os.path.join(PACK_ROOT, "workflows", name + ".json"), encoding="utf-8"))
-    prompt = ui_to_api(workflow, info)
-    assert prompt["6"]["inputs"]["audio"] in ("new_speech.wav", "speech.wav")
-    entry = run_prompt(server, prompt)
-    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
-    saved = next(iter(entry["outputs"].values()))
-    video = saved.get("images", saved.get("videos", saved.get("video")))[0]
+    done = {}
+
+    def run(name: str):
+        if name not in done:
+            prompt = ui_to_api(load_workflow(name), info)
+            entry = run_prompt(server, prompt)
+            assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+            (video,) = output_files(server, entry)
+            done[name] = (prompt, entry, video)
+        return done[name]
+
+    return run
+
+
+def decode_video(path) -> np.ndarray:
     import av
 
-    with av.open(str(server["outputs"] / video["subfolder"] / video["filename"])) as container:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(container.streams.video[0])])
+
+
+def audio_seconds(path) -> float:
+    """Length of the audio track as the file states it (the decoder would add the last AAC frame's padding)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is not None:
+            return float(stream.duration * stream.time_base)
+        return sum(frame.samples for frame in container.decode(stream)) / stream.rate
+
+
+@pytest.mark.parametrize("name, size", [("unavglip_dub_video", (320, 240)),
+                                        ("unavglip_dub_video_identity", (320, 240)),
+                                        ("unavglip_compare_two_adapters", (640, 240)),  # two 320x240 side by side
+                                        ("unavglip_lipsync_face_crops", (256, 256))])
+def test_example_workflows_run_end_to_end(server, workflow_run, name, size):
+    """The shipped workflows on stand-in models: one output frame per input frame (length policy: pad the audio),
+    the input's size, and the new speech as the sound track, which Create Video cuts to the frames' length."""
+    import av
+
+    prompt, _, video = workflow_run(name)
+    (load_video,) = nodes_of(prompt, "LoadVideo")
+    (load_audio,) = nodes_of(prompt, "UnAvgLip_LoadAudio")
+    speech = prompt[load_audio]["inputs"]["audio"]
+    assert speech in ("new_speech.wav", "speech.wav")
+    for sampler in nodes_of(prompt, "UnAvgLip_LipSyncSampler"):
+        assert prompt[sampler]["inputs"]["length_policy"] == "pad_audio_with_silence"
+    frames = VIDEO_FRAMES[prompt[load_video]["inputs"]["file"]]
+    expected_audio = min(SPEECH_SECONDS[speech], frames / FPS)
+
+    with av.open(str(video)) as container:
         stream = container.streams.video[0]
         assert sum(1 for _ in container.decode(stream)) == frames
         assert (stream.codec_context.width, stream.codec_context.height) == size
+        assert float(stream.average_rate) == pytest.approx(FPS)
+    assert audio_seconds(video) == pytest.approx(expected_audio, abs=0.02)
+
+
+def face_region(frames: np.ndarray, index: int) -> np.ndarray:
+    """The lower half of the stand-in face in frame `index` of one 320x240 half, where the mouth is redrawn."""
+    x1, y1, x2, y2 = FACE_BOX
+    shift = 2 * index
+    return frames[index, (y1 + y2) // 2:y2, x1 + shift:x2 + shift].astype(np.float32)
+
+
+def test_two_adapters_give_two_different_halves(workflow_run):
+    """Left (checkpoint-5000) and right (checkpoint-10000) share frames, crops and speech; only the mouths differ."""
+    _, _, video = workflow_run("unavglip_compare_two_adapters")
+    frames = decode_video(video)
+    assert frames.shape == (6, 240, 640, 3)
+    left, right = frames[:, :, :320], frames[:, :, 320:]
+    with_face = [i for i in range(len(frames)) if i != FACELESS_FRAME]
+    face_difference = [np.abs(face_region(left, i) - face_region(right, i)).mean() for i in with_face]
+    background_difference = np.abs(left[:, :40].astype(np.float32) - right[:, :40].astype(np.float32)).mean()
+    faceless_difference = np.abs(left[FACELESS_FRAME].astype(np.float32) - right[FACELESS_FRAME]).mean()
+    # Grey levels (measured: 1.5-1.7 in the face, 0 elsewhere); different adapters draw different mouths.
+    assert min(face_difference) > 0.5, face_difference
+    assert background_difference < 0.25 and faceless_difference < 0.25, (background_difference, faceless_difference)
+
+
+def sampler_images(server, prompt: dict, prefix: str) -> np.ndarray:
+    """Runs `prompt` with a Save Image on the sampler's crops instead of the video; -> the crops, uint8."""
+    import cv2
+
+    prompt = copy.deepcopy(prompt)
+    for node_id in nodes_of(prompt, "CreateVideo") + nodes_of(prompt, "SaveVideo"):
+        del prompt[node_id]
+    (sampler,) = nodes_of(prompt, "UnAvgLip_LipSyncSampler")
+    prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": [sampler, 0], "filename_prefix": prefix}}
+    entry = run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    return np.stack([cv2.imread(str(path)) for path in output_files(server, entry, "save")])
+
+
+def test_identity_at_strength_zero_is_the_plain_model(server):
+    """strength 0 and lora_strength 0 switch the adapter off: the crops equal those of the graph without it."""
+    _, info = request(server["url"] + "/object_info")
+    identity = ui_to_api(load_workflow("unavglip_dub_video_identity"), info)
+    (apply,) = nodes_of(identity, "UnAvgLip_IDCrossAttnApply")
+    (sampler,) = nodes_of(identity, "UnAvgLip_LipSyncSampler")
+    assert identity[sampler]["inputs"]["lipsync_model"] == [apply, 0]
+
+    plain = copy.deepcopy(identity)
+    plain[sampler]["inputs"]["lipsync_model"] = identity[apply]["inputs"]["lipsync_model"]
+    for node_type in ("UnAvgLip_IDCrossAttnApply", "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDAdapterLoader"):
+        for node_id in nodes_of(plain, node_type):
+            del plain[node_id]
+    switched_off = copy.deepcopy(identity)
+    switched_off[apply]["inputs"].update(strength=0.0, lora_strength=0.0)
+
+    without = sampler_images(server, plain, "unavglip_plain")
+    off = sampler_images(server, switched_off, "unavglip_identity_off")
+    on = sampler_images(server, identity, "unavglip_identity_on")
+    assert without.shape == (6, 256, 256, 3)
+    assert np.array_equal(off, without)
+    assert np.abs(on.astype(np.int16) - without).max() > 0  # at 0.5 / 1.0 the adapter changes the mouths
+
+
+def comparable(node_type: str, entry: dict) -> dict:
+    """A schema entry without the option lists of file-list combos (they list this machine's files)."""
+    entry = copy.deepcopy({key: entry[key] for key in SNAPSHOT_KEYS})
+    for section in entry["input"].values():
+        for name, spec in section.items():
+            if (node_type, name) in FILE_LIST_INPUTS:
+                if isinstance(spec[0], list):
+                    spec[0] = "<files>"
+                else:
+                    spec[1]["options"] = "<files>"
+    return entry
+
+
+def combo_options(spec: list) -> list:
+    return spec[0] if isinstance(spec[0], list) else spec[1]["options"]
+
+
+def test_schema_snapshot_matches_the_live_server(server):
+    """tests/data/object_info_nodes.json (what test_workflows.py checks against) is what this ComfyUI serves."""
+    _, info = request(server["url"] + "/object_info")
+    for node_type, entry in SNAPSHOT.items():
+        assert node_type in info, node_type
+        assert comparable(node_type, info[node_type]) == comparable(node_type, entry), (
+            f"{node_type} changed; refresh the snapshot: python tools/build_workflows.py --schema-from "
+            "http://127.0.0.1:8188/object_info (a server with this pack), then check the workflows")
+    listed = {(node_type, name): combo_options(info[node_type]["input"]["required"][name])
+              for node_type, name in FILE_LIST_INPUTS}
+    # The file lists show this server's files: what the fixture installed and the workflows pick.
+    assert "talking_face.mp4" in listed[("LoadVideo", "file")]
+    assert "new_speech.wav" in listed[("UnAvgLip_LoadAudio", "audio")]
+    assert "vae-ft-mse-840000-ema-pruned.safetensors" in listed[("VAELoader", "vae_name")]
+    assert {"musetalk/pytorch_model.bin", "musetalkV15/unet.pth"} <= set(listed[("UnAvgLip_LipSyncModelLoader",
+                                                                                  "unet_name")])
+    assert {"tiny.pt", "whisper-tiny/"} <= set(listed[("UnAvgLip_WhisperLoader", "encoder_name")])
+    assert listed[("UnAvgLip_FaceAnalysisLoader", "pack")] == ["buffalo_l"]
+    assert sorted(listed[("UnAvgLip_IDAdapterLoader", "adapter_name")]) == sorted(ADAPTERS)
+    assert listed[("UnAvgLip_IdentityPerceiver", "embedding_file")][0] == "none"
+
+
+def test_workflow_templates_list_the_pack_workflows(server):
+    """GET /workflow_templates lists workflows/*.json under the pack's folder, and each file is served."""
+    status, templates = request(server["url"] + "/workflow_templates")
+    assert status == 200
+    shipped = sorted(os.path.splitext(os.path.basename(path))[0]
+                     for path in glob.glob(os.path.join(PACK_ROOT, "workflows", "*.json")))
+    assert len(shipped) == 4
+    assert sorted(templates["ComfyUI-UnAvgLip"]) == shipped
+    for name in shipped:
+        status, served = request(f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.json")
+        assert status == 200 and served == load_workflow(name)
 
 
 def test_pack_imports_and_lists_its_nodes(server):

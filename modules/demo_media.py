@@ -1,0 +1,77 @@
+"""A made-up talking clip for the `demo` command: a face-like drawing that drifts and opens its mouth, speech-like
+audio, and a face tracker that knows where the drawing is (so the demo needs no insightface pack)."""
+
+import math
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+def face_box(index: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where frame `index`'s face sits: a square of 45% of the height, drifting slowly left and right."""
+    side = int(0.45 * height)
+    cx = width / 2 + 0.12 * width * math.sin(index / 15)
+    cy = height / 2 + 0.03 * height * math.sin(index / 9)
+    x1, y1 = int(cx - side / 2), int(cy - side / 2)
+    return x1, y1, x1 + side, y1 + side
+
+
+def landmarks_68(box) -> np.ndarray:
+    """68 points in iBUG order inside a face box (jaw, brows, nose, eyes, lips), float32 [68, 2]."""
+    x1, y1, x2, y2 = box
+    t = np.linspace(0, 1, 17)
+    jaw = np.stack([0.08 + 0.84 * t, 0.35 + 0.6 * np.sin(np.pi * t)], 1)
+    brows = np.concatenate([np.stack([np.linspace(a, b, 5), np.full(5, 0.27)], 1) for a, b in ((0.18, 0.44), (0.56, 0.82))])
+    bridge = np.stack([np.full(4, 0.5), np.linspace(0.38, 0.58, 4)], 1)
+    nostrils = np.stack([np.linspace(0.42, 0.58, 5), np.full(5, 0.65)], 1)
+    eye = np.array([[0, 0], [0.3, -0.3], [0.7, -0.3], [1, 0], [0.7, 0.3], [0.3, 0.3]])
+    eyes = np.concatenate([[cx - 0.08, 0.42] + eye * [0.16, 0.05] for cx in (0.32, 0.68)])
+    angle = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    outer = np.stack([0.5 - 0.15 * np.cos(angle), 0.78 + 0.06 * np.sin(angle)], 1)
+    angle = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    inner = np.stack([0.5 - 0.09 * np.cos(angle), 0.78 + 0.03 * np.sin(angle)], 1)
+    unit = np.concatenate([jaw, brows, bridge, nostrils, eyes, outer, inner])
+    return (unit * [x2 - x1, y2 - y1] + [x1, y1]).astype(np.float32)
+
+
+def face_frame(index: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 [H, W, 3]: a background gradient and a face-like drawing whose mouth opens and closes."""
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([60 + 60 * y / height, 70 + 40 * x / width, 90 - 30 * y / height], -1)
+    x1, y1, x2, y2 = face_box(index, width, height)
+    side = x2 - x1
+    u, v = (x - x1) / side, (y - y1) / side
+    image[((u - 0.5) ** 2 / 0.16 + (v - 0.55) ** 2 / 0.22) < 1] = [222, 173, 148]
+    for eye_x in (0.32, 0.68):
+        image[((u - eye_x) ** 2 + (v - 0.42) ** 2) < 0.002] = [40, 28, 28]
+    opening = 0.0008 + 0.002 * (1 + math.sin(index * 0.9))
+    image[((u - 0.5) ** 2 / 0.02 + (v - 0.78) ** 2 / opening) < 1] = [115, 30, 36]
+    return image.astype(np.uint8)
+
+
+def speech_like_audio(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32: a voiced buzz with a gliding pitch, pulsed at a syllable rate."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    phase = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 0.8 * t)) / sample_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 10))
+    return (0.25 * voiced * (0.5 + 0.5 * np.sin(2 * np.pi * 3.5 * t)) ** 2).astype(np.float32)
+
+
+class DrawnFaceTracker:
+    """Stands in for insightface's FaceAnalysis on the demo clip: finds the skin-coloured drawing and returns the
+    68 landmarks of its box, in the shape insightface's `get` returns."""
+
+    def get(self, bgr: np.ndarray) -> list[dict]:
+        rgb = bgr[:, :, ::-1].astype(np.int16)
+        skin = (abs(rgb[..., 0] - 222) < 12) & (abs(rgb[..., 1] - 173) < 12) & (abs(rgb[..., 2] - 148) < 12)
+        if skin.sum() < 64:
+            return []
+        ys, xs = np.nonzero(skin)
+        # The skin ellipse spans 0.1..0.9 of the box across and 0.08..1.02 down (see face_frame).
+        side = (xs.max() - xs.min()) / 0.8
+        x1 = xs.min() - 0.1 * side
+        y1 = ys.min() - 0.08 * side
+        box = (x1, y1, x1 + side, y1 + side)
+        return [{"bbox": np.array(box, np.float32), "det_score": 1.0, "kps": None,
+                 "landmark_3d_68": np.concatenate([landmarks_68(box), np.zeros((68, 1), np.float32)], 1)}]
