@@ -2,6 +2,7 @@
 
 from .adapter_nodes import IDAdapterLoader, IDCrossAttnApply, IdentityPerceiver
 from .audio_nodes import LoadAudio
+from .dub_node import DubVideo
 from .face_nodes import FaceAnalysisLoader, FaceCrop, PasteBack
 from .loader_nodes import LipSyncModelLoader, WhisperLoader
 from .model_folders import register_model_folders
@@ -18,6 +19,7 @@ NODE_CLASS_MAPPINGS = {
     "UnAvgLip_IDAdapterLoader": IDAdapterLoader,
     "UnAvgLip_IdentityPerceiver": IdentityPerceiver,
     "UnAvgLip_IDCrossAttnApply": IDCrossAttnApply,
+    "UnAvgLip_DubVideo": DubVideo,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -31,6 +33,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "UnAvgLip_IDAdapterLoader": "Load Identity Adapter (UnAvgLip)",
     "UnAvgLip_IdentityPerceiver": "Identity Perceiver (UnAvgLip)",
     "UnAvgLip_IDCrossAttnApply": "Apply ID-CrossAttn (UnAvgLip)",
+    "UnAvgLip_DubVideo": "Dub Video, streaming (UnAvgLip)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folders"]

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not se
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_WhisperLoader", "UnAvgLip_LipSyncSampler",
              "UnAvgLip_FaceAnalysisLoader", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDAdapterLoader",
-             "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply"]
+             "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo"]
 FPS = 25
 VIDEO_FRAMES = {"talking_face.mp4": 6, "face_crops_256.mp4": 4}  # what write_example_inputs writes
 SPEECH_SECONDS = {"new_speech.wav": 0.24, "speech.wav": 0.2}
@@ -266,6 +266,7 @@ def audio_seconds(path) -> float:
 @pytest.mark.parametrize("name, size", [("unavglip_dub_video", (320, 240)),
                                         ("unavglip_dub_video_identity", (320, 240)),
                                         ("unavglip_compare_two_adapters", (640, 240)),  # two 320x240 side by side
+                                        ("unavglip_dub_long_video", (320, 240)),  # streaming Dub Video node
                                         ("unavglip_lipsync_face_crops", (256, 256))])
 def test_example_workflows_run_end_to_end(server, workflow_run, name, size):
     """The shipped workflows on stand-in models: one output frame per input frame (length policy: pad the audio),

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
-BUILT = ["unavglip_compare_two_adapters.json", "unavglip_dub_video.json", "unavglip_dub_video_identity.json"]
+BUILT = ["unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
+         "unavglip_dub_video_identity.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # What the frontend keeps in widgets_values right after an upload widget's value (button; audio player).
 UPLOAD_SLOTS = {"video_upload": ["image"], "image_upload": ["image"], "audio_upload": [None, None]}

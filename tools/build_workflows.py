@@ -53,7 +53,7 @@ SIZES = {
     "UnAvgLip_FaceAnalysisLoader": [300, 110], "UnAvgLip_FaceCrop": [320, 330], "UnAvgLip_LipSyncSampler": [340, 260],
     "UnAvgLip_PasteBack": [320, 200], "CreateVideo": [270, 80], "SaveVideo": [400, 400],
     "UnAvgLip_IDAdapterLoader": [340, 90], "UnAvgLip_IdentityPerceiver": [340, 230],
-    "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150],
+    "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150], "UnAvgLip_DubVideo": [340, 300],
 }
 COLUMNS = [40, 420, 760, 1120, 1500, 1880, 2260, 2640, 3020]  # x of each column, left to right
 
@@ -361,8 +361,33 @@ def compare_two_adapters(schema: dict) -> dict:
     return g.workflow(stable_id("unavglip_compare_two_adapters"), info, 0.5)
 
 
+def dub_long_video(schema: dict) -> dict:
+    g = Graph(schema)
+    model = g.add("UnAvgLip_LipSyncModelLoader", 0, 40, unet_name=V15["unet"])
+    whisper = g.add("UnAvgLip_WhisperLoader", 0, 190, encoder_name=V15["whisper"])
+    vae = g.add("VAELoader", 0, 290, vae_name=VAE_FILE)
+    faces = g.add("UnAvgLip_FaceAnalysisLoader", 0, 390, pack="buffalo_l")
+    video = g.add("LoadVideo", 1, 40, file=VIDEO_FILE)
+    speech = g.add("UnAvgLip_LoadAudio", 1, 390, audio=SPEECH_FILE)
+    dub = g.add("UnAvgLip_DubVideo", 2, 40)
+    save = g.add("SaveVideo", 3, 40, filename_prefix="video/unavglip_dub_long")
+    for source, output, name in ((video, "VIDEO", "video"), (speech, "audio", "audio"),
+                                 (model, "lipsync_model", "lipsync_model"), (vae, "VAE", "vae"),
+                                 (whisper, "audio_encoder", "audio_encoder"), (faces, "insightface", "insightface")):
+        g.link(source, output, dub, name)
+    g.link(dub, "video", save, "video")
+    info = (
+        "Dub a long video with new speech in bounded memory, MuseTalk v1.5: Dub Video (streaming) reads the video "
+        "file in chunks (face tracking first, then crop, lip sync, paste back and encoding chunk by chunk) instead "
+        "of holding every frame as an IMAGE batch, so a 10-minute video needs no more RAM than a short one. The "
+        f"result carries the new speech. {INPUT_NOTE} Model files: {FILES_V15}."
+    )
+    return g.workflow(stable_id("unavglip_dub_long_video"), info, 0.8)
+
+
 WORKFLOWS = {
     "unavglip_dub_video.json": dub_video,
+    "unavglip_dub_long_video.json": dub_long_video,
     "unavglip_dub_video_identity.json": dub_video_identity,
     "unavglip_compare_two_adapters.json": compare_two_adapters,
 }

@@ -1,0 +1,91 @@
+"""UnAvgLip_DubVideo: a whole VIDEO in, the dubbed VIDEO out, streamed in chunks so long videos fit in memory.
+
+The IMAGE-based graph (Face Crop -> Sampler -> Paste Back) holds every frame as float32, about 25 MB per 1080p
+frame; this node reads the video file twice in chunks and writes the result straight into an mp4 in ComfyUI's
+temp folder, so memory stays flat whatever the length.
+"""
+
+import os
+import uuid
+
+import folder_paths
+
+from ..modules.dub_pipeline import DubModels, DubSettings, dub_video
+from ..modules.errors import SettingError
+from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from ..modules.identity_patch import IdentityPatch
+from ..modules.musetalk_unet import LipSyncUNet
+from .comfy_runtime import comfy_runtime
+from .comfy_vae import ComfyVAECodec
+from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path
+from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_to_device
+
+PASTE_MODES = ("lower_face", "jaw", "full_face")
+WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
+
+
+class DubVideo:
+    DESCRIPTION = (
+        "Dubs a whole video with new speech in bounded memory: faces are tracked in a first pass, then frames are "
+        "cropped, lip-synced, pasted back and encoded chunk by chunk. Use it for videos too long to hold as an IMAGE "
+        "batch. The result carries the new speech as its sound; faceless frames pass through."
+    )
+    CATEGORY = "UnAvgLip"
+    RETURN_TYPES = ("VIDEO",)
+    RETURN_NAMES = ("video",)
+    FUNCTION = "dub"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "video": ("VIDEO", {"tooltip": "From core Load Video."}),
+                "audio": ("AUDIO", {"tooltip": "The new speech."}),
+                "lipsync_model": (MODEL_TYPE,),
+                "vae": ("VAE", {"tooltip": "sd-vae-ft-mse from the core VAE Loader."}),
+                "audio_encoder": (WHISPER_TYPE,),
+                "insightface": (INSIGHTFACE_TYPE,),
+                "length_policy": (LENGTH_POLICIES, {"default": PAD_AUDIO}),
+                "paste_mode": (PASTE_MODES, {"default": "lower_face",
+                               "tooltip": "jaw and full_face need models/face_parsing/79999_iter.pth."}),
+                "batch_size": ("INT", {"default": 8, "min": 1, "max": 256}),
+                "memory_budget_mb": ("INT", {"default": 1024, "min": 64, "max": 65536,
+                                     "tooltip": "RAM for decoded frames in flight; sets the chunk length."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def dub(self, video, audio, lipsync_model, vae, audio_encoder, insightface, length_policy, paste_mode,
+            batch_size, memory_budget_mb, unique_id=None):
+        check_analysis(insightface)
+        folder = os.path.join(folder_paths.get_temp_directory(), WORK_FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        name = uuid.uuid4().hex
+        source = os.path.join(folder, f"source_{name}.video")
+        video.save_to(source)  # a stream copy for a plain file; trimmed or generated videos are encoded
+        parser = None
+        if paste_mode != "lower_face":
+            path = face_parser_path()
+            if path is None:
+                raise SettingError(f"paste_mode {paste_mode} needs 79999_iter.pth in models/face_parsing; "
+                                   "put it there or use lower_face.")
+            parser = face_parser(path)
+        applied = lipsync_model.identity
+        patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
+        unet, encoder, *adapter = load_to_device(*patchers)
+        models = DubModels(
+            base=LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source),
+            codec=ComfyVAECodec(vae), encoder=encoder, face_analysis=insightface, face_parser=parser,
+            identity=IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale) if applied else None,
+        )
+        output = os.path.join(folder, f"dubbed_{name}.mp4")
+        settings = DubSettings(length_policy=length_policy, batch_size=batch_size, memory_budget_mb=memory_budget_mb,
+                               paste_mode=paste_mode)
+        try:
+            dub_video(source, audio["waveform"][0], audio["sample_rate"], output, models, settings,
+                      comfy_runtime(unique_id))
+        finally:
+            os.remove(source)
+        from comfy_api.latest import InputImpl
+
+        return (InputImpl.VideoFromFile(output),)
