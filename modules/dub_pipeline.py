@@ -89,9 +89,9 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     if constant_rate is not None:
         notes.append(f"{video_path} has a variable frame rate; it is read at a constant {float(rate):.3f} fps "
                      "(frames repeated or dropped by their timestamps) so the mouth stays in sync.")
-    if models.identity is not None:
-        notes.append(base_model_note(models.base.version, models.identity.adapter) or "")
-    for note in filter(None, notes):
+    if models.identity is not None and base_model_note(models.base.version, models.identity.adapter):
+        notes.append(base_model_note(models.base.version, models.identity.adapter))
+    for note in notes:
         runtime.log(note)
     chunk = chunk_frames(info, settings)
     seconds = {}

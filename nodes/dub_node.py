@@ -5,6 +5,7 @@ frame; this node reads the video file twice in chunks and writes the result stra
 temp folder, so memory stays flat whatever the length.
 """
 
+import io
 import os
 import uuid
 
@@ -61,8 +62,7 @@ class DubVideo:
         folder = os.path.join(folder_paths.get_temp_directory(), WORK_FOLDER)
         os.makedirs(folder, exist_ok=True)
         name = uuid.uuid4().hex
-        source = os.path.join(folder, f"source_{name}.video")
-        video.save_to(source)  # a stream copy for a plain file; trimmed or generated videos are encoded
+        source, temporary = video_file(video, os.path.join(folder, f"source_{name}"))
         parser = None
         if paste_mode != "lower_face":
             path = face_parser_path()
@@ -85,7 +85,25 @@ class DubVideo:
             dub_video(source, audio["waveform"][0], audio["sample_rate"], output, models, settings,
                       comfy_runtime(unique_id))
         finally:
-            os.remove(source)
+            if temporary:
+                os.remove(source)
         from comfy_api.latest import InputImpl
 
         return (InputImpl.VideoFromFile(output),)
+
+
+def video_file(video, stem: str) -> tuple[str, bool]:
+    """A file holding the VIDEO's frames: its own file when it is an untrimmed file on disk (no copy), else a
+    temporary one (a BytesIO upload is written out; a trimmed or generated video is encoded) -> (path, temporary)."""
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    trimmed = any(getattr(video, f"_VideoFromFile__{name}", 0) for name in ("start_time", "duration"))
+    if isinstance(source, str) and os.path.isfile(source) and not trimmed:
+        return source, False
+    if isinstance(source, io.BytesIO) and not trimmed:
+        with open(stem + ".bin", "wb") as handle:
+            handle.write(source.getbuffer())
+        return stem + ".bin", True
+    from comfy_api.latest import Types
+
+    video.save_to(stem + ".mp4", format=Types.VideoContainer.MP4)
+    return stem + ".mp4", True
