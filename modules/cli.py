@@ -39,7 +39,7 @@ def pick_device(cpu_only: bool) -> torch.device:
 
 def print_speed_table(report, total_seconds: float, device) -> None:
     frames = report.frames
-    print(f"\n| stage | seconds | ms/frame |\n|---|---:|---:|")
+    print("\n| stage | seconds | ms/frame |\n|---|---:|---:|")
     for stage, seconds in report.seconds.items():
         print(f"| {stage} | {seconds:.2f} | {seconds / frames * 1000:.0f} |")
     print(f"| total | {total_seconds:.2f} | {total_seconds / frames * 1000:.0f} |")
@@ -52,7 +52,7 @@ def print_speed_table(report, total_seconds: float, device) -> None:
 
 def run_demo(args) -> int:
     from .demo_media import DrawnFaceTracker, face_frame, speech_like_audio
-    from .dub_pipeline import DubModels, DubSettings, dub_video
+    from .dub_pipeline import DubSettings, dub_video
     from .video_io import Mp4Writer
 
     device = pick_device(args.cpu)

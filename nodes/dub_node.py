@@ -14,12 +14,10 @@ import folder_paths
 from ..modules.dub_pipeline import DubModels, DubSettings, dub_video
 from ..modules.errors import SettingError
 from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from ..modules.identity_patch import IdentityPatch
-from ..modules.musetalk_unet import LipSyncUNet
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
 from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path
-from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_to_device
+from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling
 
 PASTE_MODES = ("lower_face", "jaw", "full_face")
 WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
@@ -70,14 +68,9 @@ class DubVideo:
                 raise SettingError(f"paste_mode {paste_mode} needs 79999_iter.pth in models/face_parsing; "
                                    "put it there or use lower_face.")
             parser = face_parser(path)
-        applied = lipsync_model.identity
-        patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
-        unet, encoder, *adapter = load_to_device(*patchers)
-        models = DubModels(
-            base=LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source),
-            codec=ComfyVAECodec(vae), encoder=encoder, face_analysis=insightface, face_parser=parser,
-            identity=IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale) if applied else None,
-        )
+        base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
+        models = DubModels(base=base, codec=ComfyVAECodec(vae), encoder=encoder, face_analysis=insightface,
+                           face_parser=parser, identity=identity)
         output = os.path.join(folder, f"dubbed_{name}.mp4")
         settings = DubSettings(length_policy=length_policy, batch_size=batch_size, memory_budget_mb=memory_budget_mb,
                                paste_mode=paste_mode)

@@ -80,3 +80,19 @@ class LipSyncModel:
 class WhisperHandle:
     patcher: comfy.model_patcher.ModelPatcher
     source: str
+
+
+def load_for_sampling(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle):
+    """Put the UNet, the Whisper encoder and any applied adapter on the device together.
+
+    -> (LipSyncUNet, encoder, IdentityPatch or None)
+    """
+    from ..modules.identity_patch import IdentityPatch
+    from ..modules.musetalk_unet import LipSyncUNet
+
+    applied = lipsync_model.identity
+    patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
+    unet, encoder, *adapter = load_to_device(*patchers)
+    base = LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source)
+    identity = IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale) if applied else None
+    return base, encoder, identity

@@ -4,12 +4,10 @@ import torch
 
 from ..modules.errors import SettingError
 from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from ..modules.identity_patch import IdentityPatch
 from ..modules.lipsync_pipeline import lipsync_crops
-from ..modules.musetalk_unet import LipSyncUNet
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
-from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_to_device
+from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling
 
 
 class LipSyncSampler:
@@ -47,18 +45,13 @@ class LipSyncSampler:
 
     def sample(self, lipsync_model, vae, audio_encoder, crops, audio, fps, batch_size, length_policy,
                reference_crop=None, unique_id=None):
-        applied = lipsync_model.identity
-        patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
-        unet, encoder, *adapter = load_to_device(*patchers)
-        identity = None
-        if applied is not None:
-            identity = IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale)
+        base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
+        unet = base.unet
         if encoder.config.width != unet.config.cross_attention_dim:
             raise SettingError(
                 f"The audio encoder gives {encoder.config.width}-wide features but the lip-sync model expects "
                 f"{unet.config.cross_attention_dim}; MuseTalk needs Whisper tiny (384)."
             )
-        base = LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source)
         result = lipsync_crops(
             base, ComfyVAECodec(vae), encoder, crops, audio["waveform"], audio["sample_rate"], fps,
             batch_size=batch_size, length_policy=length_policy, reference_crop=reference_crop,

@@ -130,7 +130,7 @@ def lipsync_model(node):
     return model
 
 
-def images(standins, torch, faces: list) -> "torch.Tensor":
+def images(standins, torch, faces: list):
     """An IMAGE batch: the stand-in face at each box, or a blank frame for None."""
     frames = [standins.face_image(box=box) if box else np.full((240, 320, 3), 40, np.uint8) for box in faces]
     return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0)

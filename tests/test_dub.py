@@ -14,13 +14,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from modules import dub_pipeline as dp
 from modules.audio_file import load_audio_file
 from modules.errors import AudioInputError, FrameInputError, SettingError
 from modules.random_models import tiny_unet, tiny_vae, write_musetalk_unet, write_openai_whisper, write_unavglip_checkpoint
-from modules.video_io import Mp4Writer, iter_frame_chunks, probe_video, read_all_frames
+from modules.video_io import Mp4Writer, probe_video, read_all_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -288,7 +288,8 @@ def test_loaders_name_their_model_files(path):
         if not folder:
             assert "models" not in node["properties"], node["type"]
             continue
-        (widget, directory), file_name = folder[0], widgets(node)[folder[0][0]]
+        (widget, directory) = folder[0]
+        file_name = widgets(node)[widget]
         models = node["properties"].get("models")
         assert models and len(models) == 1, node["type"]
         model = models[0]
