@@ -21,7 +21,7 @@ WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
 BUILT = ["unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
-         "unavglip_dub_video_identity.json"]
+         "unavglip_dub_video_identity.json", "unavglip_lipsync_face_crops.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # What the frontend keeps in widgets_values right after an upload widget's value (button; audio player).
 UPLOAD_SLOTS = {"video_upload": ["image"], "image_upload": ["image"], "audio_upload": [None, None]}
@@ -138,7 +138,7 @@ def workflow_params():
 
 
 def test_there_are_workflows():
-    assert [os.path.basename(path) for path in WORKFLOWS] == sorted(BUILT + ["unavglip_lipsync_face_crops.json"])
+    assert [os.path.basename(path) for path in WORKFLOWS] == sorted(BUILT)
 
 
 def test_snapshot_holds_exactly_the_nodes_the_workflows_use():
@@ -272,11 +272,7 @@ def test_widget_checks_catch_bad_values():
             check_widget_value(node_type, name, spec, value)
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(path, id=os.path.basename(path), marks=[] if os.path.basename(path) in BUILT else [
-        pytest.mark.xfail(strict=True, reason="unavglip_lipsync_face_crops.json predates properties.models and "
-                                              "names no model files (kept as it is; not built by the tool)")])
-    for path in WORKFLOWS])
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
 def test_loaders_name_their_model_files(path):
     """Each loader lists the file it needs in properties.models (with a url where one is published), and
     extra.info says where each goes."""

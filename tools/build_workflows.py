@@ -385,7 +385,38 @@ def dub_long_video(schema: dict) -> dict:
     return g.workflow(stable_id("unavglip_dub_long_video"), info, 0.8)
 
 
+def lipsync_face_crops(schema: dict) -> dict:
+    g = Graph(schema)
+    model = g.add("UnAvgLip_LipSyncModelLoader", 0, 40, unet_name=V10["unet"])
+    whisper = g.add("UnAvgLip_WhisperLoader", 0, 190, encoder_name=V10["whisper"])
+    vae = g.add("VAELoader", 0, 290, vae_name=VAE_FILE)
+    video = g.add("LoadVideo", 0, 390, file="face_crops_256.mp4")
+    parts = g.add("GetVideoComponents", 1, 390)
+    speech = g.add("UnAvgLip_LoadAudio", 1, 560, audio="speech.wav")
+    sampler = g.add("UnAvgLip_LipSyncSampler", 2, 40)
+    create = g.add("CreateVideo", 3, 40, fps=25.0)
+    save = g.add("SaveVideo", 3, 180, filename_prefix="video/unavglip_lipsync")
+    g.link(video, "VIDEO", parts, "video")
+    for source, output, name in ((model, "lipsync_model", "lipsync_model"), (vae, "VAE", "vae"),
+                                 (whisper, "audio_encoder", "audio_encoder"), (parts, "images", "crops"),
+                                 (speech, "audio", "audio"), (parts, "fps", "fps")):
+        g.link(source, output, sampler, name)
+    g.link(sampler, "generated_crops", create, "images")
+    g.link(speech, "audio", create, "audio")
+    g.link(parts, "fps", create, "fps")
+    g.link(create, "VIDEO", save, "video")
+    info = (
+        "MuseTalk v1.0 lip sync of a video that is already a 256x256 face crop, with new speech (for full-frame "
+        "videos use unavglip_dub_video, which crops and pastes back). Put face_crops_256.mp4 and speech.wav in "
+        "ComfyUI/input (or pick your own). Model files: models/lipsync/musetalk/pytorch_model.bin (MuseTalk v1.0, "
+        "huggingface.co/TMElyralab/MuseTalk), models/audio_encoders/tiny.pt (OpenAI Whisper tiny) and "
+        f"models/vae/{VAE_FILE} (stabilityai/sd-vae-ft-mse-original)."
+    )
+    return g.workflow("00000000-0000-0000-0000-0000000005a1", info, 0.8)  # the id it has always had
+
+
 WORKFLOWS = {
+    "unavglip_lipsync_face_crops.json": lipsync_face_crops,
     "unavglip_dub_video.json": dub_video,
     "unavglip_dub_long_video.json": dub_long_video,
     "unavglip_dub_video_identity.json": dub_video_identity,
@@ -416,20 +447,8 @@ def snapshot_from(source: str) -> dict:
     else:
         with open(source, encoding="utf-8") as handle:
             full = json.load(handle)
-    used = sorted({node["type"] for build in WORKFLOWS.values() for node in build(full)["nodes"]}
-                  | {node["type"] for node in _other_workflow_nodes()})
+    used = sorted({node["type"] for build in WORKFLOWS.values() for node in build(full)["nodes"]})
     return {node_type: {key: full[node_type][key] for key in SCHEMA_KEYS} for node_type in used}
-
-
-def _other_workflow_nodes() -> list:
-    """Nodes of the shipped workflows not built here (their schema belongs in the snapshot too)."""
-    folder = os.path.join(ROOT, "workflows")
-    nodes = []
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json") and name not in WORKFLOWS:
-            with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                nodes += json.load(handle)["nodes"]
-    return nodes
 
 
 def main(argv=None) -> None:
