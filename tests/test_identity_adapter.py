@@ -17,7 +17,7 @@ from modules.adapter_convert import convert_adapter
 from modules.adapter_file import load_identity_adapter, save_identity_adapter
 from modules.cli import main as cli_main
 from modules.errors import FrameInputError, ModelFileError, SettingError
-from modules.id_cross_attention import IDCrossAttnProcessor, installed
+from modules.id_cross_attention import IDCrossAttnProcessor, installed, merged_weights
 from modules.identity_patch import IdentityPatch, base_model_note
 from modules.identity_perceiver import PerceiverConfig
 from modules.lipsync_inference import predict_latents
@@ -112,7 +112,7 @@ def test_id_branch_equals_the_formula(unet, adapter):
     h = _attention(q, k_a, v_a, attention.heads) + lam * _attention(q, k_z, v_z, attention.heads)
     expected = h @ attention.to_out[0].weight.T + attention.to_out[0].bias + s * _lora(layer.to_out_lora, h)
 
-    processor = IDCrossAttnProcessor(layer, lora_scale=s, id_scale=lam, num_tokens=4)
+    processor = IDCrossAttnProcessor(layer, id_scale=lam, num_tokens=4, weights=merged_weights(attention, layer, s))
     got = processor(attention, hidden, encoder_hidden_states=torch.cat([audio, ids], dim=1))
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
@@ -127,7 +127,8 @@ def test_self_attention_gets_lora_only(unet, adapter):
                for n in "qkv")
     h = _attention(q, k, v, attention.heads)
     expected = attention.to_out[0](h) + s * _lora(layer.to_out_lora, h)
-    got = IDCrossAttnProcessor(layer, s, id_scale=0.5, num_tokens=4)(attention, hidden)
+    got = IDCrossAttnProcessor(layer, id_scale=0.5, num_tokens=4, weights=merged_weights(attention, layer, s))(
+        attention, hidden)
     assert torch.allclose(got, expected, atol=1e-5)
 
 
