@@ -243,3 +243,12 @@ def test_peak_memory_does_not_grow_with_length(tmp_path, models_dir):
         assert probe_video(str(tmp_path / f"o{seconds}.mp4")).frame_count == 8 * seconds
         peaks.append(int(done.stdout.split("PEAK")[-1]) / 1024)
     assert peaks[1] - peaks[0] < 40, peaks
+
+
+def test_demo_needs_no_weights_and_says_the_mouth_is_noise(tmp_path):
+    out = tmp_path / "demo.mp4"
+    done = run_cli("demo", "--reduced", "--seconds", "0.4", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "| total |" in done.stdout and "noise" in done.stdout
+    info = probe_video(str(out))
+    assert info.frame_count == 10 and info.has_audio
