@@ -153,16 +153,17 @@ class IDCrossAttnProcessor:
 
 
 @contextmanager
-def installed(unet: nn.Module, layers: dict[str, LayerAdapter], lora_scale: float, id_scale: float, num_tokens: int):
+def installed(unet: nn.Module, layers: dict[str, LayerAdapter], id_scale: float, num_tokens: int,
+              weights: dict[str, dict] | None = None):
     """Put an IDCrossAttnProcessor on each named attention layer (names as in `unet.attn_processors` without
-    the `.processor` suffix) for the duration of the block; the original processors come back afterwards."""
+    the `.processor` suffix) for the duration of the block; the original processors come back afterwards.
+    `weights`: layer name -> its LoRA-merged projections (`merged_weights`); none: the LoRA is off."""
     originals = {}
     try:
         for name, layer in layers.items():
             attention = unet.get_submodule(name)
             originals[name] = attention.processor
-            weights = merged_weights(attention, layer, lora_scale)
-            attention.set_processor(IDCrossAttnProcessor(layer, id_scale, num_tokens, weights))
+            attention.set_processor(IDCrossAttnProcessor(layer, id_scale, num_tokens, (weights or {}).get(name)))
         yield unet
     finally:
         for name, processor in originals.items():

@@ -5,12 +5,12 @@ IPAdapterModule does) and runs the UNet with the adapter's processors installed 
 """
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .errors import SettingError
-from .id_cross_attention import installed
+from .id_cross_attention import installed, merged_weights
 from .identity_adapter import BASE_V10, IdentityAdapter
 
 
@@ -20,6 +20,8 @@ class IdentityPatch:
     tokens: torch.Tensor  # [1, num_tokens, 384] float32
     id_scale: float  # lambda: weight of the identity attention
     lora_scale: float  # weight of the LoRA deltas (1.0 as trained)
+    # (UNet, device, dtype) -> layer name -> merged projection weights; made once, reused by every later call
+    _merged: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         if self.tokens.ndim != 3 or self.tokens.shape[1] != self.adapter.num_tokens:
@@ -31,7 +33,14 @@ class IdentityPatch:
 
     @contextmanager
     def applied(self, unet: torch.nn.Module):
-        with installed(unet, self.adapter.bind(unet), self.lora_scale, self.id_scale, self.adapter.num_tokens):
+        layers = self.adapter.bind(unet)
+        parameter = next(unet.parameters())
+        key = (id(unet), parameter.device, parameter.dtype)
+        if key not in self._merged:
+            self._merged.clear()  # one model at a time: do not keep stale copies alive
+            self._merged[key] = {name: merged_weights(unet.get_submodule(name), layer, self.lora_scale)
+                                 for name, layer in layers.items()}
+        with installed(unet, layers, self.id_scale, self.adapter.num_tokens, self._merged[key]):
             yield
 
     def conditioning(self, audio_tokens: torch.Tensor) -> torch.Tensor:

@@ -135,7 +135,7 @@ def test_self_attention_gets_lora_only(unet, adapter):
 def test_processors_are_put_back_even_after_an_error(unet, adapter):
     before = dict(unet.attn_processors)
     with pytest.raises(RuntimeError, match="boom"):
-        with installed(unet, adapter.bind(unet), 1.0, 0.5, 4):
+        with installed(unet, adapter.bind(unet), 0.5, 4):
             assert all(isinstance(p, IDCrossAttnProcessor) for p in unet.attn_processors.values())
             raise RuntimeError("boom")
     assert unet.attn_processors == before
