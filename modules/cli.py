@@ -156,7 +156,10 @@ def load_dub_models(found: dict, args, device):
     unet_path = found["lipsync model"] if args.version == "auto" else found[f"MuseTalk {args.version}"]
     if args.adapter and args.version == "auto" and found.get("MuseTalk v1.0"):
         unet_path = found["MuseTalk v1.0"]  # the adapter was trained on v1.0
-    base = load_lipsync_unet(unet_path)
+    if unet_path is None:
+        raise UnAvgLipError(f"--version {args.version} asks for MuseTalk {args.version}, which is not in "
+                            f"{args.models_dir}.\n" + describe_model_files(args.models_dir, found))
+    base = load_lipsync_unet(unet_path, version=args.version)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     base.unet.to(device, dtype)
     vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
@@ -186,13 +189,15 @@ def load_identity(args, analysis, device, dtype):
     if args.identity_file:
         embeddings = read_embedding_file(args.identity_file)
     else:
-        images = reference_images(args.reference) if args.reference else video_frames(args.video, 4)
-        embeddings = embeddings_from_images(analysis, images[evenly_spaced(len(images), args.max_references)])
+        images = reference_images(args.reference) if args.reference else video_frames(args.video, args.max_references)
+        chosen = [images[i] for i in evenly_spaced(len(images), args.max_references)]
+        embeddings = embeddings_from_images(analysis, chosen)
     tokens = adapter.identity_tokens(combine(embeddings, args.embedding_mode))
     return IdentityPatch(adapter, tokens, args.strength, args.lora_strength)
 
 
-def reference_images(paths: list[str]) -> torch.Tensor:
+def reference_images(paths: list[str]) -> list[np.ndarray]:
+    """RGB float 0..1 [H, W, 3] per photo, each at its own size (no stretching before ArcFace)."""
     import cv2
 
     images = []
@@ -200,23 +205,18 @@ def reference_images(paths: list[str]) -> torch.Tensor:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise UnAvgLipError(f"Cannot read the reference image {path}; give a .png or .jpg photo of the person.")
-        images.append(torch.from_numpy(image[:, :, ::-1].astype(np.float32) / 255))
-    if len({tuple(image.shape) for image in images}) > 1:
-        return torch.stack([torch.from_numpy(cv2.resize(i.numpy(), (512, 512))) for i in images])
-    return torch.stack(images)
+        images.append(image[:, :, ::-1].astype(np.float32) / 255)
+    return images
 
 
-def video_frames(path: str, count: int) -> torch.Tensor:
-    """`count` frames spread over the video: the authors' default identity source is the video itself."""
+def video_frames(path: str, count: int) -> list[np.ndarray]:
+    """`count` frames spread over the video (the authors' default identity source is the video itself)."""
     from .identity_embeddings import evenly_spaced
     from .video_io import iter_frame_chunks, probe_video
 
-    wanted = set(evenly_spaced(probe_video(path).frame_count, count))
-    picked, position = [], 0
-    for frames in iter_frame_chunks(path, 32):
-        picked += [frames[i] for i in range(len(frames)) if position + i in wanted]
-        position += len(frames)
-    return torch.from_numpy(np.stack(picked).astype(np.float32) / 255)
+    wanted = evenly_spaced(probe_video(path).frame_count, count)
+    return [np.concatenate(list(iter_frame_chunks(path, 1, start_frame=index)))[0].astype(np.float32) / 255
+            for index in wanted]
 
 
 # ---- check, convert ----

@@ -37,9 +37,9 @@ class CropInfo:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def section(self, start: int, stop: int) -> "CropInfo":
-        """The same run restricted to frames start..stop-1 (for chunked processing)."""
-        return replace(self, frames=self.frames[start:stop])
+    def section(self, indices: list[int]) -> "CropInfo":
+        """The same run restricted to the given frames, in that order (for chunked processing)."""
+        return replace(self, frames=[self.frames[i] for i in indices], notes=[])
 
     @property
     def found_count(self) -> int:

@@ -164,13 +164,13 @@ def plan_crops(
     )
 
 
-def cut_crops(frames, info: CropInfo, first_frame: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops [n, 256, 256, 3] and box masks [n, H, W] of `frames`, which are frames first_frame.. of `info`."""
+def cut_crops(frames, info: CropInfo) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops [n, 256, 256, 3] and box masks [n, H, W] of `frames`, one per entry of `info.frames`."""
     count, height, width = check_frames(frames)
     crops = np.empty((count, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
     mask = torch.zeros((count, height, width), dtype=torch.float32)
     for index in range(count):
-        frame_crop = info.frames[first_frame + index]
+        frame_crop = info.frames[index]
         box = frame_crop.box if frame_crop.found else frame_crop.source_box
         crops[index] = crop_frame(_frame(frames, index), box)
         if frame_crop.found:

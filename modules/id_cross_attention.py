@@ -6,13 +6,13 @@ image queries attend to them through `to_k_ip` / `to_v_ip` with their own softma
 `id_scale` (lambda), is added to the audio attention before the output projection (models.md 1.4; UnAvgLip's
 `LoRAIPAttnProcessor2_0` / `LoRAAttnProcessor2_0`).
 
-The weights live in `LayerAdapter` modules; the processors hold only references and the two scales, so one set
-of weights can serve several patched models with different strengths. `installed` swaps the processors in for
+The weights live in `LayerAdapter` modules, shared by every patched model; a processor holds a reference to its
+layer, lambda, and the LoRA-merged projection weights made for its call. `installed` swaps the processors in for
 the duration of a call and always puts the originals back: the base UNet itself is never changed.
 
-Speed: W x + s U D x is computed as (W + s U D) x, with the sum made once per `installed` block into new tensors
-(the base weights are not touched). That is the same formula up to float rounding, and it makes the LoRA cost
-nothing per frame instead of a rank-128 detour through every projection of every token.
+Speed: W x + s U D x is computed as (W + s U D) x, the sums made into new tensors (the base weights are not
+touched; `identity_patch` makes them once per model and reuses them). That is the same formula up to float
+rounding, and it makes the LoRA cost nothing per frame instead of a rank-128 detour through every projection.
 """
 
 from contextlib import contextmanager
@@ -23,15 +23,12 @@ from torch import nn
 
 
 class LoRALinear(nn.Module):
-    """x -> up(down(x)) in the LoRA's own dtype, returned in x's dtype (diffusers' LoRALinearLayer, no alpha)."""
+    """The weights of one LoRA delta, up @ down (diffusers' LoRALinearLayer names, no alpha); applied merged."""
 
     def __init__(self, in_features: int, out_features: int, rank: int):
         super().__init__()
         self.down = nn.Linear(in_features, rank, bias=False)
         self.up = nn.Linear(rank, out_features, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.down(x.to(self.down.weight.dtype))).to(x.dtype)
 
 
 class LayerAdapter(nn.Module):
@@ -89,7 +86,10 @@ class IDCrossAttnProcessor:
 
     def _project(self, name: str, base: nn.Module, x: torch.Tensor) -> torch.Tensor:
         weight = self.weights.get(name)
-        return base(x) if weight is None else F.linear(x, weight, base.bias)
+        if weight is None:
+            return base(x)
+        # ComfyUI may have moved the UNet since the weights were merged (low VRAM): follow the input.
+        return F.linear(x, weight.to(x.device, x.dtype), base.bias)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
         residual = hidden_states
@@ -145,9 +145,11 @@ class IDCrossAttnProcessor:
     def _identity_attention(self, query: torch.Tensor, tokens: torch.Tensor, heads: int) -> torch.Tensor:
         """The decoupled attention of the image queries on the identity tokens (own softmax, no mask)."""
         batch_size, _, _, head_dim = query.shape
-        tokens = tokens.to(self.layer.to_k_ip.weight.dtype)
-        key = self.layer.to_k_ip(tokens).to(query.dtype).view(batch_size, -1, heads, head_dim).transpose(1, 2)
-        value = self.layer.to_v_ip(tokens).to(query.dtype).view(batch_size, -1, heads, head_dim).transpose(1, 2)
+        tokens = tokens.to(self.layer.to_k_ip.weight.device, self.layer.to_k_ip.weight.dtype)
+        key = self.layer.to_k_ip(tokens).to(query.device, query.dtype)
+        value = self.layer.to_v_ip(tokens).to(query.device, query.dtype)
+        key = key.view(batch_size, -1, heads, head_dim).transpose(1, 2)
+        value = value.view(batch_size, -1, heads, head_dim).transpose(1, 2)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0)
         return out.transpose(1, 2).reshape(batch_size, -1, heads * head_dim).to(query.dtype)
 

@@ -28,15 +28,18 @@ def evenly_spaced(count: int, limit: int) -> list[int]:
 
 
 def embeddings_from_images(analysis, images, log=print) -> np.ndarray:
-    """IMAGE batch [N, H, W, 3] (0..1) -> [k, 512] unit vectors, one per image with a face (the largest one).
-
-    Images without a face are named in the log and skipped; none with a face is an error.
+    """IMAGE batch [N, H, W, 3] (0..1), or a list of [H, W, 3] images of any sizes -> [k, 512] unit vectors, one
+    per image with a face (the largest one). Images without a face are named in the log and skipped; none with a
+    face is an error.
     """
-    if not isinstance(images, (torch.Tensor, np.ndarray)) or images.ndim != 4 or images.shape[-1] < 3:
+    if isinstance(images, (list, tuple)):
+        if not images or any(np.ndim(image) != 3 or np.shape(image)[-1] < 3 for image in images):
+            raise FrameInputError("Reference images must be RGB images [H, W, 3].")
+    elif not isinstance(images, (torch.Tensor, np.ndarray)) or images.ndim != 4 or images.shape[-1] < 3:
         raise FrameInputError("Reference images must be an IMAGE batch [N, H, W, 3].")
     found, faceless = [], []
-    for index in range(images.shape[0]):
-        image = images[index, :, :, :3]
+    for index in range(len(images)):
+        image = images[index][:, :, :3]
         image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         face = choose_face(detect_faces(analysis, (np.clip(image, 0, 1) * 255).round().astype(np.uint8)))
         if face is None or face.get("embedding") is None:
@@ -75,18 +78,19 @@ def read_embedding_file(path: str) -> np.ndarray:
         if path.lower().endswith(".npy"):
             array = np.load(path, allow_pickle=False)  # no pickles: a .npy with objects could run code
         elif path.lower().endswith(".safetensors"):
-            from safetensors.numpy import load_file
+            from safetensors.torch import load_file  # torch reads bf16/fp16 too
 
             tensors = load_file(path)
             if SAFETENSORS_KEY not in tensors and len(tensors) != 1:
                 raise SettingError(f"{name} holds {len(tensors)} tensors and none is named '{SAFETENSORS_KEY}'.")
-            array = tensors.get(SAFETENSORS_KEY, next(iter(tensors.values())))
+            array = tensors.get(SAFETENSORS_KEY, next(iter(tensors.values()))).float().numpy()
         else:
             raise SettingError(f"{name}: embedding files must be .npy or .safetensors.")
-    except (ValueError, OSError) as error:
-        if isinstance(error, SettingError):
-            raise
-        raise SettingError(f"{name} is not a readable embedding file ({error}). Save the embeddings again.") from None
+    except SettingError:
+        raise
+    except Exception as error:  # numpy and safetensors raise many kinds for a damaged file
+        raise SettingError(f"{name} is not a readable embedding file ({type(error).__name__}: {error}). Save the "
+                           "embeddings again.") from None
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]

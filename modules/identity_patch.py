@@ -35,7 +35,7 @@ class IdentityPatch:
     def applied(self, unet: torch.nn.Module):
         layers = self.adapter.bind(unet)
         parameter = next(unet.parameters())
-        key = (id(unet), parameter.device, parameter.dtype)
+        key = (unet, parameter.device, parameter.dtype)  # holds the model: its id cannot be reused meanwhile
         if key not in self._merged:
             self._merged.clear()  # one model at a time: do not keep stale copies alive
             self._merged[key] = {name: merged_weights(unet.get_submodule(name), layer, self.lora_scale)

@@ -4,6 +4,7 @@ PyAV is the one codec library, as in audio_file.py, so no ffmpeg binary is neede
 a size the caller picks: an hour of 1080p never has to fit in memory, on the way in or out.
 """
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -70,12 +71,14 @@ def probe_video(path) -> VideoInfo:
     return VideoInfo(path, first.width, first.height, len(timestamps), fps, duration, variable, has_audio)
 
 
-def iter_frame_chunks(path, chunk_size: int, constant_rate: Fraction | None = None) -> Iterator[np.ndarray]:
+def iter_frame_chunks(path, chunk_size: int, constant_rate: Fraction | None = None,
+                      start_frame: int = 0) -> Iterator[np.ndarray]:
     """Yield the frames as uint8 RGB arrays [n <= chunk_size, H, W, 3], in order, one chunk at a time.
 
     With `constant_rate`, a variable-rate file is evened out: output frame k is the last frame shown at or before
     k / constant_rate (ffmpeg's fps filter), round(duration * rate) frames in all. Constant-rate files are
-    passed through unchanged. A packet that cannot be decoded is skipped.
+    passed through unchanged. A packet that cannot be decoded is skipped. `start_frame`: begin there (a
+    constant-rate file seeks to the keyframe before it instead of decoding everything before it).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise SettingError(f"chunk_size must be a whole number of frames, 1 or more; got {chunk_size!r}.")
@@ -83,8 +86,46 @@ def iter_frame_chunks(path, chunk_size: int, constant_rate: Fraction | None = No
     info = probe_video(path)  # the size, and how many frames to expect so no buffer is larger than needed
     if rate is not None and info.variable_frame_rate:
         expected = round(Fraction(info.duration_s) * rate)
-        return _chunks(_at_constant_rate(_decoded_frames(info), rate, expected), chunk_size, expected)
-    return _chunks((rgb for _, rgb in _decoded_frames(info)), chunk_size, info.frame_count)
+        frames = _at_constant_rate(_decoded_frames(info), rate, expected)
+        return _chunks(itertools.islice(frames, start_frame, None), chunk_size, expected - start_frame)
+    if start_frame > 0 and not info.variable_frame_rate:
+        return _chunks(_frames_from(info, start_frame), chunk_size, info.frame_count - start_frame)
+    frames = itertools.islice((rgb for _, rgb in _decoded_frames(info)), start_frame, None)
+    return _chunks(frames, chunk_size, info.frame_count - start_frame)
+
+
+def _frames_from(info: VideoInfo, start_frame: int):
+    """Frames start_frame.. of a constant-rate file: seek to the keyframe before it, drop the frames before it.
+    If the file's timestamps do not allow that, decode from the start instead (slower, always right)."""
+    container, stream = _open_video(info.path)
+    yielded = 0
+    try:
+        if stream.time_base is None or not info.fps:
+            raise ValueError("no timestamps")
+        origin, tick = stream.start_time or 0, Fraction(stream.time_base)
+        container.seek(int(origin + start_frame / info.fps / tick), stream=stream, backward=True)
+        index = None
+        for packet in container.demux(stream):
+            for frame in _decode(packet):
+                if frame.pts is not None:
+                    index = round((frame.pts - origin) * tick * info.fps)
+                elif index is None:
+                    raise ValueError("no timestamps")
+                else:
+                    index += 1
+                if yielded == 0 and index > start_frame:
+                    raise ValueError("the seek went past the frame")
+                if index >= start_frame:
+                    yielded += 1
+                    yield frame.to_ndarray(format="rgb24", width=info.width, height=info.height)
+        return
+    except (ValueError, av.FFmpegError) as error:
+        if yielded:
+            raise FrameInputError(f"Reading {info.path} failed after frame {start_frame + yielded} "
+                                  f"({_reason(error)}). The file is truncated or corrupt. {_CONVERT_HINT}") from None
+    finally:
+        container.close()
+    yield from itertools.islice((rgb for _, rgb in _decoded_frames(info)), start_frame, None)
 
 
 def read_all_frames(path) -> np.ndarray:

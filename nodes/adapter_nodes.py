@@ -5,7 +5,6 @@ import os
 import re
 
 import folder_paths
-import torch
 
 from ..modules.adapter_file import load_identity_adapter
 from ..modules.errors import SettingError
@@ -19,7 +18,6 @@ from ..modules.identity_embeddings import (
     read_embedding_file,
     write_embedding_file,
 )
-from ..modules.identity_patch import base_model_note
 from .comfy_runtime import logger
 from .loader_nodes import WEIGHT_DTYPES, choose_dtype
 from .model_folders import ADAPTER_FOLDER, full_path, weight_files
@@ -61,9 +59,7 @@ class IDAdapterLoader:
 
     def load(self, adapter_name, weight_dtype):
         adapter = load_identity_adapter(full_path(ADAPTER_FOLDER, adapter_name))
-        dtype = choose_dtype(weight_dtype)
-        if dtype != torch.float32:
-            adapter.to(dtype)
+        adapter.to(choose_dtype(weight_dtype))  # also when the file is stored in half precision
         return (AdapterHandle(patcher=wrap_module(adapter), source=adapter.source),)
 
 
@@ -171,13 +167,13 @@ class IDCrossAttnApply:
         }
 
     def apply(self, lipsync_model, adapter, identity, strength, lora_strength):
+        if lipsync_model.identity is not None:
+            logger.warning("UnAvgLip: this lip-sync model already has an identity applied; the new one replaces it "
+                           "(one identity adapter at a time).")
         if strength == 0 and lora_strength == 0:
             return (dataclasses.replace(lipsync_model, identity=None),)
         module = adapter.adapter
         module.bind(lipsync_model.patcher.model.inner)  # refuses an adapter made for another base model now
-        note = base_model_note(lipsync_model.version, module)
-        if note:
-            logger.warning(note)
         tokens = identity.tokens
         if identity.adapter_source != adapter.source:
             # The identity was made by another adapter's perceiver: make this adapter's own tokens from the faces.

@@ -57,10 +57,6 @@ class DubVideo:
     def dub(self, video, audio, lipsync_model, vae, audio_encoder, insightface, length_policy, paste_mode,
             batch_size, memory_budget_mb, unique_id=None):
         check_analysis(insightface)
-        folder = os.path.join(folder_paths.get_temp_directory(), WORK_FOLDER)
-        os.makedirs(folder, exist_ok=True)
-        name = uuid.uuid4().hex
-        source, temporary = video_file(video, os.path.join(folder, f"source_{name}"))
         parser = None
         if paste_mode != "lower_face":
             path = face_parser_path()
@@ -71,14 +67,18 @@ class DubVideo:
         base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
         models = DubModels(base=base, codec=ComfyVAECodec(vae), encoder=encoder, face_analysis=insightface,
                            face_parser=parser, identity=identity)
-        output = os.path.join(folder, f"dubbed_{name}.mp4")
         settings = DubSettings(length_policy=length_policy, batch_size=batch_size, memory_budget_mb=memory_budget_mb,
                                paste_mode=paste_mode)
+        folder = os.path.join(folder_paths.get_temp_directory(), WORK_FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        name = uuid.uuid4().hex
+        output = os.path.join(folder, f"dubbed_{name}.mp4")
+        source, temporary = video_file(video, os.path.join(folder, f"source_{name}"))
         try:
             dub_video(source, audio["waveform"][0], audio["sample_rate"], output, models, settings,
                       comfy_runtime(unique_id))
         finally:
-            if temporary:
+            if temporary and os.path.exists(source):
                 os.remove(source)
         from comfy_api.latest import InputImpl
 
@@ -98,5 +98,10 @@ def video_file(video, stem: str) -> tuple[str, bool]:
         return stem + ".bin", True
     from comfy_api.latest import Types
 
-    video.save_to(stem + ".mp4", format=Types.VideoContainer.MP4)
+    try:
+        video.save_to(stem + ".mp4", format=Types.VideoContainer.MP4)
+    except BaseException:
+        if os.path.exists(stem + ".mp4"):
+            os.remove(stem + ".mp4")
+        raise
     return stem + ".mp4", True

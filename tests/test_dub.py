@@ -133,6 +133,31 @@ def test_source_frames_follow_loop_and_pingpong_order(tmp_path):
     assert max(len(chunk) for chunk in dp.frames_in_order(video, indices, chunk=4)) <= 4
 
 
+def test_a_still_photo_is_read_once_and_served_in_full_chunks(tmp_path, monkeypatch):
+    video = write_video(tmp_path / "still.mp4", np.full((1, 32, 32, 3), 100, np.uint8))
+    reads = []
+    original = dp.iter_frame_chunks
+    monkeypatch.setattr(dp, "iter_frame_chunks", lambda *a, **k: reads.append(a) or original(*a, **k))
+    chunks = list(dp.frames_in_order(video, [0] * 10, chunk=4))
+    assert [len(chunk) for chunk in chunks] == [4, 4, 2] and len(reads) == 1
+
+
+def test_backward_runs_seek_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
+    """Ping-pong over 60 frames in blocks of 8: every block starts at its own frame (keyframe seek), and the
+    frames come out right."""
+    import modules.video_io as video_io
+
+    levels = (np.arange(60) * 4 + 8).astype(np.uint8)
+    video = write_video(tmp_path / "grey60.mp4", np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]))
+    decoded = []
+    original = video_io._frames_from
+    monkeypatch.setattr(video_io, "_frames_from", lambda info, start: decoded.append(start) or original(info, start))
+    indices = list(range(60)) + list(range(59, -1, -1))
+    got = np.concatenate(list(dp.frames_in_order(video, indices, chunk=8)))
+    assert np.abs(got[:, :, :, 0].mean(axis=(1, 2)) - levels[indices]).max() < 4
+    assert decoded and min(decoded) >= 4  # no block re-read from frame 0
+
+
 def test_variable_frame_rate_becomes_constant(tmp_path, models):
     import av
 
