@@ -29,7 +29,7 @@ class DubVideo:
         "cropped, lip-synced, pasted back and encoded chunk by chunk. Use it for videos too long to hold as an IMAGE "
         "batch. The result carries the new speech as its sound; faceless frames pass through."
     )
-    CATEGORY = "UnAvgLip"
+    CATEGORY = "UnAvgLip/video"
     RETURN_TYPES = ("VIDEO",)
     RETURN_NAMES = ("video",)
     FUNCTION = "dub"

@@ -396,7 +396,7 @@ def test_workflow_templates_list_the_pack_workflows(server):
     assert status == 200
     shipped = sorted(os.path.splitext(os.path.basename(path))[0]
                      for path in glob.glob(os.path.join(PACK_ROOT, "workflows", "*.json")))
-    assert len(shipped) == 4
+    assert len(shipped) == 5
     assert sorted(templates["ComfyUI-UnAvgLip"]) == shipped
     for name in shipped:
         status, served = request(f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.json")
