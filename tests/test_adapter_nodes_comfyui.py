@@ -8,15 +8,15 @@ insightface stand-in pack of tests/insightface_standins.py. Nothing touches the 
 """
 
 import importlib
-import importlib.util
 import logging
 import os
 import shutil
 import socket
-import sys
 
 import numpy as np
 import pytest
+
+from comfy_in_process import comfy_with_pack
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,55 +45,24 @@ def standins():
 @pytest.fixture(scope="module")
 def comfy(standins, tmp_path_factory):
     """ComfyUI's folder_paths with models, input and output in temporary folders, and the pack imported."""
-    saved_path = list(sys.path)
-    sys.path.append(COMFYUI_PATH)
-    import torch
-    from comfy.cli_args import args
-
-    if not torch.cuda.is_available():
-        args.cpu = True  # as `main.py --cpu`; comfy.model_management asks CUDA for its device otherwise
-    import folder_paths
-
-    saved_dirs = (folder_paths.models_dir, folder_paths.get_input_directory(), folder_paths.get_output_directory())
-    saved_folders = {name: (list(paths), exts) for name, (paths, exts) in folder_paths.folder_names_and_paths.items()}
     models_dir = tmp_path_factory.mktemp("models")
-    folder_paths.models_dir = str(models_dir)
-    folder_paths.set_input_directory(str(tmp_path_factory.mktemp("input")))
-    folder_paths.set_output_directory(str(tmp_path_factory.mktemp("output")))
-    for name in ("insightface", "face_parsing", "lipsync", "unavglip"):
-        folder_paths.folder_names_and_paths.pop(name, None)
-
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT]
-    )
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = pack
-    spec.loader.exec_module(pack)
-    nodes = importlib.import_module(PACK_NAME + ".nodes")
-    nodes.register_model_folders()  # again, in case the pack was imported before models_dir moved
-    standins.write_buffalo_l(str(models_dir / "insightface"))
-
-    random_models = importlib.import_module(PACK_NAME + ".modules.random_models")
-    base_unet = random_models.tiny_unet(0)
-    random_models.write_musetalk_unet(str(models_dir / "lipsync"), "v1.0", unet=base_unet)
-    other_unet = random_models.tiny_unet(0, dict(random_models.TINY_UNET_CONFIG, cross_attention_dim=32))
-    for name, unet, seed in ((FIRST, base_unet, 1), (SECOND, base_unet, 2), (OTHER_BASE, other_unet, 3)):
-        staging = tmp_path_factory.mktemp("staging")
-        written = random_models.write_unavglip_checkpoint(str(staging), unet, seed=seed)
-        target = models_dir / "unavglip" / os.path.dirname(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(os.path.dirname(written), target)
-    try:
+    with comfy_with_pack(COMFYUI_PATH, PACK_NAME, models_dir, ("insightface", "face_parsing", "lipsync", "unavglip"),
+                         tmp_path_factory.mktemp("input"), tmp_path_factory.mktemp("output")) as (
+            folder_paths, pack, nodes, torch):
+        standins.write_buffalo_l(str(models_dir / "insightface"))
+        random_models = importlib.import_module(PACK_NAME + ".modules.random_models")
+        base_unet = random_models.tiny_unet(0)
+        random_models.write_musetalk_unet(str(models_dir / "lipsync"), "v1.0", unet=base_unet)
+        other_unet = random_models.tiny_unet(0, dict(random_models.TINY_UNET_CONFIG, cross_attention_dim=32))
+        for name, unet, seed in ((FIRST, base_unet, 1), (SECOND, base_unet, 2), (OTHER_BASE, other_unet, 3)):
+            staging = tmp_path_factory.mktemp("staging")
+            written = random_models.write_unavglip_checkpoint(str(staging), unet, seed=seed)
+            target = models_dir / "unavglip" / os.path.dirname(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(os.path.dirname(written), target)
         yield {"pack": pack, "folder_paths": folder_paths, "models_dir": models_dir, "torch": torch,
                "adapter_nodes": importlib.import_module(PACK_NAME + ".nodes.adapter_nodes"),
                "errors": importlib.import_module(PACK_NAME + ".modules.errors")}
-    finally:
-        folder_paths.models_dir = saved_dirs[0]
-        folder_paths.set_input_directory(saved_dirs[1])
-        folder_paths.set_output_directory(saved_dirs[2])
-        folder_paths.folder_names_and_paths.clear()
-        folder_paths.folder_names_and_paths.update(saved_folders)
-        sys.path[:] = saved_path
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,13 @@ folder holding the insightface stand-in pack of tests/insightface_standins.py. N
 """
 
 import importlib
-import importlib.util
 import os
 import socket
-import sys
 
 import numpy as np
 import pytest
+
+from comfy_in_process import comfy_with_pack
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,38 +40,11 @@ def standins():
 @pytest.fixture(scope="module")
 def comfy(standins, tmp_path_factory):
     """ComfyUI's folder_paths with models_dir in a temporary folder, and the pack imported as ComfyUI does."""
-    saved_path = list(sys.path)
-    sys.path.append(COMFYUI_PATH)
-    import torch
-    from comfy.cli_args import args
-
-    if not torch.cuda.is_available():
-        args.cpu = True  # as `main.py --cpu`; comfy.model_management asks CUDA for its device otherwise
-    import folder_paths
-
-    saved_models_dir = folder_paths.models_dir
-    saved_folders = {name: (list(paths), exts) for name, (paths, exts) in folder_paths.folder_names_and_paths.items()}
     models_dir = tmp_path_factory.mktemp("models")
-    folder_paths.models_dir = str(models_dir)
-    for name in ("insightface", "face_parsing"):
-        folder_paths.folder_names_and_paths.pop(name, None)
-
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT]
-    )
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = pack
-    spec.loader.exec_module(pack)
-    nodes = importlib.import_module(PACK_NAME + ".nodes")
-    nodes.register_model_folders()  # again, in case the pack was imported before models_dir moved
-    standins.write_buffalo_l(str(models_dir / "insightface"))
-    try:
+    with comfy_with_pack(COMFYUI_PATH, PACK_NAME, models_dir, ("insightface", "face_parsing")) as (
+            folder_paths, pack, nodes, torch):
+        standins.write_buffalo_l(str(models_dir / "insightface"))
         yield {"pack": pack, "nodes": nodes, "folder_paths": folder_paths, "models_dir": models_dir, "torch": torch}
-    finally:
-        folder_paths.models_dir = saved_models_dir
-        folder_paths.folder_names_and_paths.clear()
-        folder_paths.folder_names_and_paths.update(saved_folders)
-        sys.path[:] = saved_path
 
 
 @pytest.fixture(autouse=True)

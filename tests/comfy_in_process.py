@@ -1,0 +1,51 @@
+"""ComfyUI imported in this process with its model (and optionally input/output) folders moved to temporary ones,
+and the pack imported the way ComfyUI imports it (its root as a package). Used by the in-process node tests."""
+
+import importlib
+import importlib.util
+import os
+import sys
+from contextlib import contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextmanager
+def comfy_with_pack(comfyui_path: str, pack_name: str, models_dir, reset_folders, input_dir=None, output_dir=None):
+    """-> (folder_paths, pack, pack nodes, torch); everything is put back afterwards."""
+    saved_path = list(sys.path)
+    sys.path.append(comfyui_path)
+    import torch
+    from comfy.cli_args import args
+
+    if not torch.cuda.is_available():
+        args.cpu = True  # as `main.py --cpu`; comfy.model_management asks CUDA for its device otherwise
+    import folder_paths
+
+    saved_dirs = (folder_paths.models_dir, folder_paths.get_input_directory(), folder_paths.get_output_directory())
+    saved_folders = {name: (list(paths), exts) for name, (paths, exts) in folder_paths.folder_names_and_paths.items()}
+    folder_paths.models_dir = str(models_dir)
+    if input_dir is not None:
+        folder_paths.set_input_directory(str(input_dir))
+    if output_dir is not None:
+        folder_paths.set_output_directory(str(output_dir))
+    for name in reset_folders:
+        folder_paths.folder_names_and_paths.pop(name, None)
+
+    spec = importlib.util.spec_from_file_location(
+        pack_name, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT]
+    )
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules[pack_name] = pack
+    spec.loader.exec_module(pack)
+    nodes = importlib.import_module(pack_name + ".nodes")
+    nodes.register_model_folders()  # again, in case the pack was imported before models_dir moved
+    try:
+        yield folder_paths, pack, nodes, torch
+    finally:
+        folder_paths.models_dir = saved_dirs[0]
+        folder_paths.set_input_directory(saved_dirs[1])
+        folder_paths.set_output_directory(saved_dirs[2])
+        folder_paths.folder_names_and_paths.clear()
+        folder_paths.folder_names_and_paths.update(saved_folders)
+        sys.path[:] = saved_path
