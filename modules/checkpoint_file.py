@@ -42,8 +42,15 @@ def _read_safetensors(path: str, what: str) -> dict:
 
 
 def _read_pickle(path: str, what: str) -> dict:
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip and not _starts_like_a_pickle(path):
+        raise ModelFileError(
+            f"{what}: {path} is not a PyTorch weight file (it is neither a zip archive nor a pickle). "
+            "It is probably another kind of file renamed, or damaged; download it again."
+        )
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_can_mmap(path))
+        # mmap avoids a second copy of multi-GB UNets in RAM; it only works for the zip-based format.
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as error:
         if "Unsupported global" in str(error):
             raise ModelFileError(
@@ -51,7 +58,7 @@ def _read_pickle(path: str, what: str) -> dict:
                 "code. Use the original published file, or convert a trusted copy to .safetensors."
             ) from None
         raise ModelFileError(f"{what}: {path} is not a PyTorch weight file ({error}).") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - damaged bytes make the unpickler raise almost any type
         raise ModelFileError(
             f"{what}: {path} could not be read as a PyTorch weight file ({type(error).__name__}: {error}). "
             "It is probably truncated or not a model file; download it again."
@@ -61,9 +68,11 @@ def _read_pickle(path: str, what: str) -> dict:
     return loaded
 
 
-def _can_mmap(path: str) -> bool:
-    # mmap avoids a second copy of multi-GB UNets in RAM; it only works for the zip-based format.
-    return zipfile.is_zipfile(path)
+def _starts_like_a_pickle(path: str) -> bool:
+    # Legacy torch.save files open with the PROTO opcode (0x80) and a protocol number from 2 to 5.
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def tensor_items(state: dict) -> dict:

@@ -9,6 +9,7 @@ import copy
 import glob
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -149,7 +150,7 @@ def server(tmp_path_factory):
     vae_state = {k: v.contiguous() for k, v in sd_vae_ft_mse_random().state_dict().items()}
     save_file(vae_state, str(models / "vae" / "vae-ft-mse-840000-ema-pruned.safetensors"))
     write_wav(str(inputs / "speech.wav"), SPEECH_SECONDS["speech.wav"])
-    (inputs / "corrupt.wav").write_bytes(os.urandom(2048))
+    (inputs / "corrupt.wav").write_bytes(random.Random(0).randbytes(2048))
     config = base / "extra_model_paths.yaml"
     config.write_text(
         f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"

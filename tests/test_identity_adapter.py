@@ -6,6 +6,7 @@ real loaders; the base UNet is the tiny MuseTalk config.
 
 import math
 import os
+import random
 
 import numpy as np
 import pytest
@@ -333,7 +334,7 @@ def test_wrong_files_are_named(tmp_path, unet):
     with pytest.raises(ModelFileError, match="lip-sync UNet without adapter weights.*Lip-Sync Model Loader"):
         load_identity_adapter(base)
     garbage = tmp_path / "garbage.bin"
-    garbage.write_bytes(os.urandom(2048))
+    garbage.write_bytes(random.Random(0).randbytes(2048))
     with pytest.raises(ModelFileError, match="could not be read|not a PyTorch weight file"):
         load_identity_adapter(str(garbage))
     torch.save({"image_proj_model.latents": torch.zeros(1, 4, 64)}, tmp_path / "half.bin")
