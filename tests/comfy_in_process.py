@@ -4,10 +4,43 @@ and the pack imported the way ComfyUI imports it (its root as a package). Used b
 import importlib
 import importlib.util
 import os
+import socket
 import sys
 from contextlib import contextmanager
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "")
+
+# pytestmark of every in-process test module.
+IN_PROCESS_MARKS = [
+    pytest.mark.skipif(
+        not os.path.isfile(os.path.join(COMFYUI_PATH, "folder_paths.py")),
+        reason="COMFYUI_PATH is not set to a ComfyUI checkout (needed to run the nodes inside ComfyUI)",
+    ),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),  # skimage deprecations inside insightface
+]
+
+
+def import_insightface_standins():
+    """tests/insightface_standins.py, or a skip when insightface or onnxruntime is missing.
+
+    Call it before ComfyUI goes on sys.path: ComfyUI's own regular package `tests` would shadow ours.
+    """
+    pytest.importorskip("insightface")
+    pytest.importorskip("onnxruntime")
+    return importlib.import_module("tests.insightface_standins")
+
+
+def refuse_network(monkeypatch) -> None:
+    """Make any connection attempt fail loudly for the rest of the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @contextmanager

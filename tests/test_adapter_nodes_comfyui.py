@@ -11,35 +11,29 @@ import importlib
 import logging
 import os
 import shutil
-import socket
 
 import numpy as np
 import pytest
 
-from comfy_in_process import comfy_with_pack
+from comfy_in_process import (
+    COMFYUI_PATH,
+    IN_PROCESS_MARKS,
+    comfy_with_pack,
+    import_insightface_standins,
+    refuse_network,
+)
 
-COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NAME = "unavglip_pack_adapter_test"
 FIRST, SECOND = "checkpoint-1000/pytorch_model.bin", "checkpoint-2000/pytorch_model.bin"
 OTHER_BASE = "checkpoint-3000/pytorch_model.bin"  # made for a UNet with another cross-attention size
 FACE_BOXES = [(100, 60, 196, 156), (60, 40, 200, 180)]
 
-pytestmark = [
-    pytest.mark.skipif(
-        not os.path.isfile(os.path.join(COMFYUI_PATH, "folder_paths.py")),
-        reason="COMFYUI_PATH is not set to a ComfyUI checkout (needed to run the nodes inside ComfyUI)",
-    ),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),  # skimage deprecations inside insightface
-]
+pytestmark = IN_PROCESS_MARKS
 
 
 @pytest.fixture(scope="module")
 def standins():
-    pytest.importorskip("insightface")
-    pytest.importorskip("onnxruntime")
-    # Before ComfyUI goes on sys.path: its own regular package `tests` would shadow ours.
-    return importlib.import_module("tests.insightface_standins")
+    return import_insightface_standins()
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +61,7 @@ def comfy(standins, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    refuse_network(monkeypatch)
 
 
 @pytest.fixture(scope="module")
