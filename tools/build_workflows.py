@@ -235,12 +235,19 @@ def stable_id(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://github.com/unavglip/ComfyUI-UnAvgLip/workflows/{name}"))
 
 
-def add_base(g: Graph, versions: dict) -> dict:
-    """Loaders, video, new speech, face crop: what every dubbing graph starts with (ids 1-8)."""
-    n = {
+def add_model_loaders(g: Graph, versions: dict) -> dict:
+    """Lip-sync UNet, Whisper and VAE loaders in the first column (ids 1-3)."""
+    return {
         "model": g.add("UnAvgLip_LipSyncModelLoader", 0, 40, unet_name=versions["unet"]),
         "whisper": g.add("UnAvgLip_WhisperLoader", 0, 190, encoder_name=versions["whisper"]),
         "vae": g.add("VAELoader", 0, 290, vae_name=VAE_FILE),
+    }
+
+
+def add_base(g: Graph, versions: dict) -> dict:
+    """Loaders, video, new speech, face crop: what every dubbing graph starts with (ids 1-8)."""
+    n = {
+        **add_model_loaders(g, versions),
         "video": g.add("LoadVideo", 0, 390, file=VIDEO_FILE),
         "parts": g.add("GetVideoComponents", 1, 390),
         "speech": g.add("UnAvgLip_LoadAudio", 1, 560, audio=SPEECH_FILE),
@@ -363,9 +370,7 @@ def compare_two_adapters(schema: dict) -> dict:
 
 def dub_long_video(schema: dict) -> dict:
     g = Graph(schema)
-    model = g.add("UnAvgLip_LipSyncModelLoader", 0, 40, unet_name=V15["unet"])
-    whisper = g.add("UnAvgLip_WhisperLoader", 0, 190, encoder_name=V15["whisper"])
-    vae = g.add("VAELoader", 0, 290, vae_name=VAE_FILE)
+    model, whisper, vae = add_model_loaders(g, V15).values()
     faces = g.add("UnAvgLip_FaceAnalysisLoader", 0, 390, pack="buffalo_l")
     video = g.add("LoadVideo", 1, 40, file=VIDEO_FILE)
     speech = g.add("UnAvgLip_LoadAudio", 1, 390, audio=SPEECH_FILE)
@@ -387,9 +392,7 @@ def dub_long_video(schema: dict) -> dict:
 
 def lipsync_face_crops(schema: dict) -> dict:
     g = Graph(schema)
-    model = g.add("UnAvgLip_LipSyncModelLoader", 0, 40, unet_name=V10["unet"])
-    whisper = g.add("UnAvgLip_WhisperLoader", 0, 190, encoder_name=V10["whisper"])
-    vae = g.add("VAELoader", 0, 290, vae_name=VAE_FILE)
+    model, whisper, vae = add_model_loaders(g, V10).values()
     video = g.add("LoadVideo", 0, 390, file="face_crops_256.mp4")
     parts = g.add("GetVideoComponents", 1, 390)
     speech = g.add("UnAvgLip_LoadAudio", 1, 560, audio="speech.wav")
