@@ -214,9 +214,10 @@ def video_frames(path: str, count: int) -> list[np.ndarray]:
     from .identity_embeddings import evenly_spaced
     from .video_io import iter_frame_chunks, probe_video
 
-    wanted = evenly_spaced(probe_video(path).frame_count, count)
-    return [np.concatenate(list(iter_frame_chunks(path, 1, start_frame=index)))[0].astype(np.float32) / 255
-            for index in wanted]
+    info = probe_video(path)
+    # One frame per reading: each reading seeks to its frame and stops there, so nothing else is held.
+    return [next(iter_frame_chunks(info, 1, start_frame=index))[0].astype(np.float32) / 255
+            for index in evenly_spaced(info.frame_count, count)]
 
 
 # ---- check, convert ----

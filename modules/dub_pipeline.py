@@ -99,7 +99,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds = {}
 
     started = time.perf_counter()
-    landmarks = _track_faces(video_path, chunk, constant_rate, models.face_analysis, runtime)
+    landmarks = _track_faces(info, chunk, constant_rate, models.face_analysis, runtime)
     geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
     crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                            float(rate), settings.smoothing, settings.min_face_size)
@@ -119,7 +119,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
                    sample_rate=int(sample_rate), crf=settings.crf, log=runtime.log) as writer:
         done = 0
         runtime.report_progress(0, total)
-        for frames in frames_in_order(video_path, plan.crop_indices, chunk, constant_rate):
+        for frames in frames_in_order(info, plan.crop_indices, chunk, constant_rate):
             runtime.raise_if_interrupted()
             indices = plan.crop_indices[done:done + len(frames)]
             chunk_runtime = Runtime(device=runtime.device, raise_if_interrupted=runtime.raise_if_interrupted,
@@ -146,10 +146,10 @@ def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
         )
 
 
-def _track_faces(video_path, chunk, constant_rate, analysis, runtime) -> list:
+def _track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime) -> list:
     """The largest face's 68 landmarks in every frame (None where there is no face)."""
     landmarks = []
-    for frames in iter_frame_chunks(video_path, chunk, constant_rate=constant_rate):
+    for frames in iter_frame_chunks(info, chunk, constant_rate=constant_rate):
         runtime.raise_if_interrupted()
         for frame in frames:
             face = choose_face(detect_faces(analysis, frame, with_embedding=False))
@@ -175,13 +175,15 @@ def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, 
     return (pasted.clamp_(0, 1).mul_(255).add_(0.5)).to(torch.uint8).numpy()
 
 
-def frames_in_order(video_path: str, indices: list[int], chunk: int, constant_rate=None):
+def frames_in_order(video, indices: list[int], chunk: int, constant_rate=None):
     """Yield uint8 frame chunks (at most `chunk` frames each) following `indices`, the source frame of each output
-    frame. A video that fits in one chunk is decoded once and served from memory (a still photo looped); a longer
-    one is read run by run: forward runs stream, each loop starts a new reading, and backward runs (ping-pong)
-    are read block by block, each block from the keyframe before it."""
+    frame. `video`: a path or its VideoInfo. When every source frame needed fits in one chunk (a still photo
+    looped) they are decoded once and served from memory; otherwise the video is read run by run: forward runs
+    stream, each loop starts a new reading, and backward runs (ping-pong) are read block by block, each block
+    from the keyframe before it."""
+    info = video if isinstance(video, VideoInfo) else probe_video(video)
     pending = []
-    for piece in _pieces(video_path, indices, chunk, constant_rate):
+    for piece in _pieces(info, indices, chunk, constant_rate):
         pending.append(piece)
         if sum(len(p) for p in pending) >= chunk:
             joined = np.concatenate(pending)
@@ -191,21 +193,26 @@ def frames_in_order(video_path: str, indices: list[int], chunk: int, constant_ra
         yield np.concatenate(pending)
 
 
-def _pieces(video_path: str, indices: list[int], chunk: int, constant_rate):
-    first_pass = list(_forward(video_path, 0, chunk + 1, chunk + 1, constant_rate))
-    frames = np.concatenate(first_pass) if first_pass else None
-    if frames is not None and len(frames) <= chunk:  # the whole video is one chunk: keep it
+def _pieces(info: VideoInfo, indices: list[int], chunk: int, constant_rate):
+    if not indices:
+        return
+    needed = max(indices) + 1
+    if needed <= chunk:  # every source frame needed fits in one chunk: decode them once, keep them
+        frames = np.concatenate(list(_forward(info, 0, needed, needed, constant_rate)) or [np.empty((0, 1, 1, 3))])
+        if len(frames) < needed:
+            raise FrameInputError(f"{info.path} gave {len(frames)} frames on the second reading, fewer than the "
+                                  f"{needed} found on the first; the file is damaged. Convert it to mp4 (H.264) "
+                                  "and try again.")
         for start in range(0, len(indices), chunk):
             yield frames[indices[start:start + chunk]]
         return
-    del first_pass, frames
     for run in _runs(indices):
         if run[0] <= run[-1]:
-            yield from _forward(video_path, run[0], len(run), chunk, constant_rate)
+            yield from _forward(info, run[0], len(run), chunk, constant_rate)
         else:
             for top in range(0, len(run), chunk):
                 block = run[top:top + chunk]  # descending source indices
-                pieces = list(_forward(video_path, block[-1], len(block), len(block), constant_rate))
+                pieces = list(_forward(info, block[-1], len(block), len(block), constant_rate))
                 yield np.concatenate(pieces)[::-1].copy()
 
 
@@ -223,10 +230,10 @@ def _runs(indices: list[int]) -> list[list[int]]:
     return runs
 
 
-def _forward(video_path, start: int, count: int, chunk: int, constant_rate):
+def _forward(info: VideoInfo, start: int, count: int, chunk: int, constant_rate):
     """`count` frames from frame `start` on, in pieces of at most `chunk`."""
     remaining = count
-    for frames in iter_frame_chunks(video_path, chunk, constant_rate=constant_rate, start_frame=start):
+    for frames in iter_frame_chunks(info, chunk, constant_rate=constant_rate, start_frame=start):
         piece = frames[:remaining]
         remaining -= len(piece)
         yield piece

@@ -71,9 +71,12 @@ def probe_video(path) -> VideoInfo:
     return VideoInfo(path, first.width, first.height, len(timestamps), fps, duration, variable, has_audio)
 
 
-def iter_frame_chunks(path, chunk_size: int, constant_rate: Fraction | None = None,
+def iter_frame_chunks(video, chunk_size: int, constant_rate: Fraction | None = None,
                       start_frame: int = 0) -> Iterator[np.ndarray]:
     """Yield the frames as uint8 RGB arrays [n <= chunk_size, H, W, 3], in order, one chunk at a time.
+
+    `video`: a path, or the VideoInfo of an earlier probe_video (a probe reads every packet of the file, so
+    callers that read one file many times pass the info).
 
     With `constant_rate`, a variable-rate file is evened out: output frame k is the last frame shown at or before
     k / constant_rate (ffmpeg's fps filter), round(duration * rate) frames in all. Constant-rate files are
@@ -83,7 +86,7 @@ def iter_frame_chunks(path, chunk_size: int, constant_rate: Fraction | None = No
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise SettingError(f"chunk_size must be a whole number of frames, 1 or more; got {chunk_size!r}.")
     rate = None if constant_rate is None else _check_fps(constant_rate, "constant_rate")
-    info = probe_video(path)  # the size, and how many frames to expect so no buffer is larger than needed
+    info = video if isinstance(video, VideoInfo) else probe_video(video)  # size, and how many frames to expect
     if rate is not None and info.variable_frame_rate:
         expected = round(Fraction(info.duration_s) * rate)
         frames = _at_constant_rate(_decoded_frames(info), rate, expected)

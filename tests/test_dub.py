@@ -159,6 +159,34 @@ def test_backward_runs_seek_instead_of_decoding_from_the_start(tmp_path, monkeyp
     assert decoded and min(decoded) >= 4  # no block re-read from frame 0
 
 
+def test_the_file_is_probed_once_for_all_its_readings(tmp_path, monkeypatch):
+    """A probe reads every packet of the file: ping-pong's many readings reuse one."""
+    import modules.video_io as video_io
+
+    levels = (np.arange(20) * 10 + 8).astype(np.uint8)
+    video = write_video(tmp_path / "grey20.mp4", np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]))
+    probes = []
+    original = video_io.probe_video
+    counting = lambda path: probes.append(path) or original(path)  # noqa: E731
+    monkeypatch.setattr(video_io, "probe_video", counting)
+    monkeypatch.setattr(dp, "probe_video", counting)
+    indices = list(range(20)) + list(range(19, -1, -1))
+    got = np.concatenate(list(dp.frames_in_order(video, indices, chunk=4)))
+    assert np.abs(got[:, :, :, 0].mean(axis=(1, 2)) - levels[indices]).max() < 4
+    assert len(probes) == 1
+
+
+def test_identity_frames_from_the_video_itself(tmp_path):
+    from modules.cli import video_frames
+
+    levels = (np.arange(20) * 10 + 8).astype(np.uint8)
+    video = write_video(tmp_path / "grey20.mp4", np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]))
+    frames = video_frames(video, 4)
+    assert [frame.shape for frame in frames] == [(32, 32, 3)] * 4 and frames[0].dtype == np.float32
+    got = [round(float(frame.mean()) * 255) for frame in frames]
+    assert np.abs(np.array(got) - levels[[0, 6, 13, 19]]).max() < 4, got
+
+
 def test_variable_frame_rate_becomes_constant(tmp_path, models):
     import av
 
