@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .crop_input import prepare_crops
+from .errors import SettingError
 from .frame_timing import PAD_AUDIO, FramePlan, plan_frames
 from .identity_patch import IdentityPatch, base_model_note
 from .lipsync_inference import generate_mouths
@@ -64,6 +65,11 @@ def lipsync_crops(
 def prepare_speech(base: LipSyncUNet, encoder: WhisperEncoder, waveform, sample_rate: int, fps: float,
                    frame_count: int, length_policy: str, log=print) -> tuple[AudioFeatures, FramePlan]:
     """Whisper features of the speech (padded with silence where the plan needs more) and the frame plan."""
+    if encoder.config.width != base.audio_feature_dim:
+        raise SettingError(
+            f"The audio encoder gives {encoder.config.width}-wide features but the lip-sync model expects "
+            f"{base.audio_feature_dim}; MuseTalk needs Whisper tiny (384)."
+        )
     check_fps(fps)
     audio = mono_16k(waveform, sample_rate, log=log)
     plan = plan_frames(frame_count, frames_covered(audio.size, SAMPLE_RATE, fps), length_policy, fps)

@@ -2,7 +2,6 @@
 
 import torch
 
-from ..modules.errors import SettingError
 from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from ..modules.lipsync_pipeline import lipsync_crops
 from .comfy_runtime import comfy_runtime
@@ -46,12 +45,6 @@ class LipSyncSampler:
     def sample(self, lipsync_model, vae, audio_encoder, crops, audio, fps, batch_size, length_policy,
                reference_crop=None, unique_id=None):
         base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
-        unet = base.unet
-        if encoder.config.width != unet.config.cross_attention_dim:
-            raise SettingError(
-                f"The audio encoder gives {encoder.config.width}-wide features but the lip-sync model expects "
-                f"{unet.config.cross_attention_dim}; MuseTalk needs Whisper tiny (384)."
-            )
         result = lipsync_crops(
             base, ComfyVAECodec(vae), encoder, crops, audio["waveform"], audio["sample_rate"], fps,
             batch_size=batch_size, length_policy=length_policy, reference_crop=reference_crop,

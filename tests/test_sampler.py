@@ -249,3 +249,16 @@ def test_out_of_memory_retries_with_a_smaller_batch(models):
                              runtime=Runtime(log=messages.append))
     assert any("retrying with batch size 2" in message for message in messages)
     torch.testing.assert_close(result, expected, rtol=0, atol=0.5 / 255)
+
+
+def test_whisper_width_must_match_the_unet(models):
+    """Checked where every path (sampler node, Dub Video, `dub`) prepares the speech."""
+    from dataclasses import replace
+
+    from modules.lipsync_pipeline import prepare_speech
+    from modules.random_models import TINY_UNET_CONFIG, tiny_unet
+
+    base, encoder, _ = models
+    narrow = replace(base, unet=tiny_unet(config=dict(TINY_UNET_CONFIG, cross_attention_dim=32)))
+    with pytest.raises(SettingError, match="64-wide features but the lip-sync model expects 32.*Whisper tiny"):
+        prepare_speech(narrow, encoder, np.zeros((1, 16000), np.float32), 16000, FPS, 10, PAD_AUDIO)
