@@ -26,7 +26,7 @@ from .errors import UnAvgLipError
 from .frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .model_files import REQUIRED, describe_model_files, find_model_files
-from .paste_back import MODES as PASTE_MODES
+from .paste_back import MASKLESS_MODES, PARSING_MODES
 
 
 def peak_ram_mb() -> float:
@@ -164,7 +164,7 @@ def load_dub_models(found: dict, args, device):
     base.unet.to(device, dtype)
     vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
     face_parser = None
-    if args.paste_mode in ("jaw", "full_face"):
+    if args.paste_mode in PARSING_MODES:
         from .face_parsing import load_face_parser
 
         if not found["face parsing"]:
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--check", action="store_true", help="list the model files found and missing, then stop")
     dub.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5"])
     dub.add_argument("--length-policy", default=PAD_AUDIO, choices=LENGTH_POLICIES)
-    dub.add_argument("--paste-mode", default="lower_face", choices=[m for m in PASTE_MODES if m != "mask"])
+    dub.add_argument("--paste-mode", default="lower_face", choices=MASKLESS_MODES)
     dub.add_argument("--batch-size", type=int, default=8)
     dub.add_argument("--memory-mb", type=int, default=1024, help="memory for decoded frames in flight")
     dub.add_argument("--adapter", help="an UnAvgLip identity adapter file")

@@ -24,7 +24,7 @@ from .identity_patch import IdentityPatch, base_model_note
 from .lipsync_inference import generate_mouths
 from .lipsync_pipeline import prepare_speech
 from .musetalk_unet import VERSION_V10, LipSyncUNet
-from .paste_back import paste_back
+from .paste_back import check_paste_mode, paste_back
 from .runtime import Runtime
 from .vae_codec import LatentCodec
 from .video_io import Mp4Writer, VideoInfo, iter_frame_chunks, probe_video
@@ -82,6 +82,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     waveform [C, T] float (the new speech, any rate; it is muxed as it is and resampled for Whisper).
     """
     runtime = runtime or Runtime()
+    check_paste_mode(settings.paste_mode, models.face_parser)
     info = probe_video(video_path)
     notes = []
     _check_frame_count(info, settings)

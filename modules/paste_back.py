@@ -28,6 +28,8 @@ from .errors import FrameInputError, SettingError
 from .face_parsing import FILE_NAME, PARSE_SIZE, parse_faces
 
 MODES = ("lower_face", "jaw", "full_face", "mask")
+PARSING_MODES = ("jaw", "full_face")  # need the BiSeNet face parser
+MASKLESS_MODES = tuple(mode for mode in MODES if mode != "mask")  # need no mask input
 PARSING_EXPAND = 1.5  # context around the box given to the parser (MuseTalk HEAD and UnAvgLip)
 AUTO_FEATHER = 0.1  # feather width as a fraction of the box width, like MuseTalk's 0.1*W blur
 COLOUR_SCALE_LIMITS = (0.5, 2.0)  # keeps contrast matching from blowing up a flat or an open-mouth region
@@ -52,7 +54,7 @@ def paste_back(
     frames = _as_frames(frames, crop_info)
     crops = _as_crops(generated_crops, crop_info)
     crop_for_frame = _crop_indices(len(crops), crop_info)
-    _check_mode(mode, face_parser, user_mask)
+    check_paste_mode(mode, face_parser, user_mask)
     masks_in = _as_user_mask(user_mask, crop_info) if mode == "mask" else None
     if feather_px is not None and feather_px < 0:
         raise SettingError(f"feather_px must be 0 or more (0 = hard edge); got {feather_px}.")
@@ -223,13 +225,14 @@ def _crop_indices(count: int, crop_info: CropInfo) -> dict[int, int]:
     )
 
 
-def _check_mode(mode: str, face_parser, user_mask) -> None:
+def check_paste_mode(mode: str, face_parser, user_mask=None) -> None:
+    """Refuse a mode whose model or mask is missing (callers that paste late check first, before other work)."""
     if mode not in MODES:
         raise SettingError(f"Unknown paste mode {mode!r}; use one of {', '.join(MODES)}.")
-    if mode in ("jaw", "full_face") and face_parser is None:
+    if mode in PARSING_MODES and face_parser is None:
         raise SettingError(
             f"Paste mode {mode!r} needs the BiSeNet face-parsing model: place the file {FILE_NAME} in "
-            "ComfyUI/models/face_parsing/ and connect the face parser, or use mode 'lower_face'."
+            "ComfyUI/models/face_parsing/, or use mode 'lower_face'."
         )
     if mode == "mask" and user_mask is None:
         raise SettingError("Paste mode 'mask' needs a mask input; connect one or use mode 'lower_face'.")

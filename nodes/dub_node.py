@@ -12,14 +12,13 @@ import uuid
 import folder_paths
 
 from ..modules.dub_pipeline import DubModels, DubSettings, dub_video
-from ..modules.errors import SettingError
 from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from ..modules.paste_back import MASKLESS_MODES, PARSING_MODES
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
 from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path
 from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling
 
-PASTE_MODES = ("lower_face", "jaw", "full_face")
 WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
 
 
@@ -45,7 +44,7 @@ class DubVideo:
                 "audio_encoder": (WHISPER_TYPE,),
                 "insightface": (INSIGHTFACE_TYPE,),
                 "length_policy": (LENGTH_POLICIES, {"default": PAD_AUDIO}),
-                "paste_mode": (PASTE_MODES, {"default": "lower_face",
+                "paste_mode": (MASKLESS_MODES, {"default": "lower_face",
                                "tooltip": "jaw and full_face need models/face_parsing/79999_iter.pth."}),
                 "batch_size": ("INT", {"default": 8, "min": 1, "max": 256}),
                 "memory_budget_mb": ("INT", {"default": 1024, "min": 64, "max": 65536,
@@ -58,12 +57,9 @@ class DubVideo:
             batch_size, memory_budget_mb, unique_id=None):
         check_analysis(insightface)
         parser = None
-        if paste_mode != "lower_face":
+        if paste_mode in PARSING_MODES:
             path = face_parser_path()
-            if path is None:
-                raise SettingError(f"paste_mode {paste_mode} needs 79999_iter.pth in models/face_parsing; "
-                                   "put it there or use lower_face.")
-            parser = face_parser(path)
+            parser = None if path is None else face_parser(path)  # None: dub_video says where the file goes
         base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
         models = DubModels(base=base, codec=ComfyVAECodec(vae), encoder=encoder, face_analysis=insightface,
                            face_parser=parser, identity=identity)

@@ -24,6 +24,7 @@ from ..modules.face_crop import check_frames, crops_from_landmarks
 from ..modules.face_parsing import FILE_NAME as FACE_PARSER_FILE
 from ..modules.face_parsing import load_face_parser
 from ..modules.paste_back import MODES as PASTE_MODES
+from ..modules.paste_back import PARSING_MODES
 from ..modules.paste_back import paste_back
 from ..modules.whisper_features import check_fps
 from .comfy_runtime import comfy_runtime, logger
@@ -35,7 +36,6 @@ CROP_INFO_TYPE = "UNAVGLIP_CROP_INFO"
 POSE_TYPE = "POSE_KEYPOINT"  # comfyui_controlnet_aux (DWPose / OpenPose preprocessors)
 KNOWN_PACKS = ["buffalo_l", "antelopev2"]  # offered when none is installed, so running says what to put where
 FACE_POINTS = 68
-PARSING_MODES = ("jaw", "full_face")
 
 _FACE_PARSERS = {}  # (path, mtime_ns) -> ModelPatcher of the BiSeNet face parser
 

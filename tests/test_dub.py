@@ -159,6 +159,13 @@ def test_backward_runs_seek_instead_of_decoding_from_the_start(tmp_path, monkeyp
     assert decoded and min(decoded) >= 4  # no block re-read from frame 0
 
 
+def test_a_paste_mode_without_its_model_is_refused_before_any_work(tmp_path, models, monkeypatch):
+    monkeypatch.setattr(dp, "probe_video", lambda path: pytest.fail("the video was read before the check"))
+    with pytest.raises(SettingError, match="'jaw' needs the BiSeNet face-parsing model.*79999_iter.pth"):
+        dub(tmp_path, models, face_frames(4), seconds=4 / 25, paste_mode="jaw")
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_the_file_is_probed_once_for_all_its_readings(tmp_path, monkeypatch):
     """A probe reads every packet of the file: ping-pong's many readings reuse one."""
     import modules.video_io as video_io
