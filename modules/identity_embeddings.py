@@ -48,7 +48,7 @@ def embeddings_from_images(analysis, images, log=print) -> np.ndarray:
             found.append(face["embedding"])
     if not found:
         raise FrameInputError(
-            f"None of the {images.shape[0]} reference images shows a face the face analysis can find. Give clear, "
+            f"None of the {len(images)} reference images shows a face the face analysis can find. Give clear, "
             "front-facing photos of the person (or frames of the video where the face is large), or a saved "
             "embedding file instead."
         )
