@@ -178,11 +178,6 @@ class IDCrossAttnApply:
         if identity.adapter_source != adapter.source:
             # The identity was made by another adapter's perceiver: make this adapter's own tokens from the faces.
             tokens = load_to_device(adapter.patcher).identity_tokens(identity.embeddings)
-        if tokens.shape[1] != module.num_tokens:
-            raise SettingError(
-                f"The identity has {tokens.shape[1]} tokens but adapter {module.name} takes {module.num_tokens}; "
-                "make the identity with this adapter's Identity Perceiver."
-            )
         applied = AppliedIdentity(adapter=adapter, tokens=tokens, id_scale=float(strength),
                                   lora_scale=float(lora_strength))
         return (dataclasses.replace(lipsync_model, identity=applied),)
