@@ -165,7 +165,7 @@ def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, 
     with_face = [k for k, frame in enumerate(section.frames) if frame.found]
     if not with_face:
         return frames_uint8  # nothing to redraw: the frames pass through bit for bit
-    crops, _ = cut_crops(frames[with_face], crop_plan.section([source_indices[k] for k in with_face]))
+    crops = cut_crops(frames[with_face], crop_plan.section([source_indices[k] for k in with_face]))
     generated = generate_mouths(  # faces only: faceless frames are not generated just to be thrown away
         models.base.unet, models.codec, crops,
         lambda indices: frame_features(features, [first_output + with_face[i] for i in indices], fps),

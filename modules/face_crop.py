@@ -108,8 +108,7 @@ def crops_from_landmarks(
         got = len(landmarks) if hasattr(landmarks, "__len__") else type(landmarks).__name__
         raise FrameInputError(f"Need one landmark set (or None) per frame: {count} frames but {got} landmark sets.")
     info = plan_crops(landmarks, height, width, geometry, bbox_shift, extra_margin, fps, smoothing, min_face_size)
-    crops, mask = cut_crops(frames, info)
-    return crops, info, mask
+    return cut_crops(frames, info), info, box_masks(info, height, width)
 
 
 def plan_crops(
@@ -164,16 +163,21 @@ def plan_crops(
     )
 
 
-def cut_crops(frames, info: CropInfo) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops [n, 256, 256, 3] and box masks [n, H, W] of `frames`, one per entry of `info.frames`."""
-    count, height, width = check_frames(frames)
+def cut_crops(frames, info: CropInfo) -> torch.Tensor:
+    """Crops [n, 256, 256, 3] of `frames`, one per entry of `info.frames`."""
+    count = check_frames(frames)[0]
     crops = np.empty((count, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
-    mask = torch.zeros((count, height, width), dtype=torch.float32)
     for index in range(count):
         frame_crop = info.frames[index]
-        box = frame_crop.box if frame_crop.found else frame_crop.source_box
-        crops[index] = crop_frame(_frame(frames, index), box)
+        crops[index] = crop_frame(_frame(frames, index), frame_crop.box if frame_crop.found else frame_crop.source_box)
+    return torch.from_numpy(crops)
+
+
+def box_masks(info: CropInfo, height: int, width: int) -> torch.Tensor:
+    """[n, H, W] float32: 1 inside the box of each frame with a face, 0 elsewhere."""
+    mask = torch.zeros((len(info.frames), height, width), dtype=torch.float32)
+    for index, frame_crop in enumerate(info.frames):
         if frame_crop.found:
-            x1, y1, x2, y2 = box
+            x1, y1, x2, y2 = frame_crop.box
             mask[index, y1:y2, x1:x2] = 1.0
-    return torch.from_numpy(crops), mask
+    return mask
