@@ -2,7 +2,8 @@
 
 For each frame with a face: the crop is resized to its box, a region mask is built for the chosen mode, feathered
 so there is no seam, and the new face is alpha-blended over a copy of the frame. Frames without a face come back
-bit for bit. Work is done one box at a time, so memory beyond the output stays at a few crops.
+bit for bit. Work is done one box at a time (the face parser sees PARSE_BATCH boxes at once), so memory beyond
+the output stays at a few crops.
 
 Modes:
 - "lower_face": mouth, jaw and chin under the nose, from the FaceCrop landmarks (no model; the default).
@@ -33,6 +34,7 @@ MASKLESS_MODES = tuple(mode for mode in MODES if mode != "mask")  # need no mask
 PARSING_EXPAND = 1.5  # context around the box given to the parser (MuseTalk HEAD and UnAvgLip)
 AUTO_FEATHER = 0.1  # feather width as a fraction of the box width, like MuseTalk's 0.1*W blur
 COLOUR_SCALE_LIMITS = (0.5, 2.0)  # keeps contrast matching from blowing up a flat or an open-mouth region
+PARSE_BATCH = 8  # boxes per face-parser call: batched for speed, few enough to keep memory small
 
 
 def paste_back(
@@ -61,18 +63,17 @@ def paste_back(
 
     out = frames.clone()
     out_mask = torch.zeros(out.shape[:3], dtype=torch.float32)
-    for index, frame_crop in enumerate(crop_info.frames):
-        if not frame_crop.found or frame_crop.box is None:
-            continue
-        box = tuple(int(round(v)) for v in frame_crop.box)
-        if box[2] <= box[0] or box[3] <= box[1]:
-            continue
-        inside = _inside_frame(box, crop_info.frame_height, crop_info.frame_width)
-        if inside is None:
-            continue
+    targets = _paste_targets(crop_info)
+    parsed = {}
+    for position, (index, box, inside) in enumerate(targets):
         frame = frames[index].numpy()
-        user = None if masks_in is None else masks_in[0 if len(masks_in) == 1 else index]
-        region = _region_mask(mode, frame, box, frame_crop.landmarks, face_parser, user)
+        if mode in PARSING_MODES:
+            if index not in parsed:  # parse this box and the next ones in one call
+                parsed = _parse_boxes(frames, targets[position:position + PARSE_BATCH], face_parser)
+            region = _parsed_mask(mode, box, *parsed[index])
+        else:
+            user = None if masks_in is None else masks_in[0 if len(masks_in) == 1 else index]
+            region = _region_mask(mode, frame, box, crop_info.frames[index].landmarks, user)
         width = round(AUTO_FEATHER * (box[2] - box[0])) if feather_px is None else feather_px
         # Keep the hard region a kernel radius inside the box so the feathered edge is ~0 at the box border.
         region = feather(keep_inside(region, feather_kernel_size(width) // 2), width)
@@ -90,6 +91,21 @@ def paste_back(
         out[index, frame_rows, frame_cols] = torch.from_numpy(blended.astype(np.float32))
         out_mask[index, frame_rows, frame_cols] = torch.from_numpy(alpha)
     return out, out_mask
+
+
+def _paste_targets(crop_info: CropInfo) -> list:
+    """(frame index, integer box, slices of the box inside the frame) of every face that lands in its frame."""
+    targets = []
+    for index, frame_crop in enumerate(crop_info.frames):
+        if not frame_crop.found or frame_crop.box is None:
+            continue
+        box = tuple(int(round(v)) for v in frame_crop.box)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        inside = _inside_frame(box, crop_info.frame_height, crop_info.frame_width)
+        if inside is not None:
+            targets.append((index, box, inside))
+    return targets
 
 
 def match_colour(generated: np.ndarray, original: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -112,7 +128,8 @@ def match_colour(generated: np.ndarray, original: np.ndarray, weights: np.ndarra
 # ---- region masks, in box coordinates [box height, box width] ----
 
 
-def _region_mask(mode, frame, box, landmarks, face_parser, user) -> np.ndarray:
+def _region_mask(mode, frame, box, landmarks, user) -> np.ndarray:
+    """The blend region of the modes that need no face parser."""
     x1, y1, x2, y2 = box
     height, width = y2 - y1, x2 - x1
     if mode == "lower_face":
@@ -125,20 +142,35 @@ def _region_mask(mode, frame, box, landmarks, face_parser, user) -> np.ndarray:
         if user.shape == frame.shape[:2]:
             return _window(user, box)
         return cv2.resize(user, (width, height), interpolation=cv2.INTER_LINEAR)
-    return _parsed_mask(mode, frame, box, face_parser)
+    raise AssertionError(f"mode {mode!r} needs the face parser")
 
 
-def _parsed_mask(mode, frame, box, face_parser) -> np.ndarray:
-    """Parse the box with context (a square 1.5x its size, like MuseTalk), then keep the part inside the box."""
+def _expanded_box(box) -> tuple:
+    """The square 1.5x the box's size around its centre that the parser sees, like MuseTalk."""
     x1, y1, x2, y2 = box
     longest = max(x2 - x1, y2 - y1)
     half = max(int(longest // 2 * PARSING_EXPAND), longest // 2 + 1)  # the second term only for tiny boxes
     centre_x, centre_y = (x1 + x2) // 2, (y1 + y2) // 2
-    expanded = (centre_x - half, centre_y - half, centre_x + half, centre_y + half)
-    context = _window(frame, expanded)  # zero outside the frame, as PIL's crop pads
-    interpolation = cv2.INTER_AREA if 2 * half > PARSE_SIZE else cv2.INTER_LINEAR
-    context = cv2.resize(context, (PARSE_SIZE, PARSE_SIZE), interpolation=interpolation)
-    classes = parse_faces(face_parser, context[None])[0].numpy()
+    return centre_x - half, centre_y - half, centre_x + half, centre_y + half
+
+
+def _parse_boxes(frames: torch.Tensor, targets: list, face_parser) -> dict:
+    """{frame index: (class map of the expanded box at PARSE_SIZE, expanded box)} in one parser call."""
+    contexts, expanded_boxes = [], []
+    for index, box, _ in targets:
+        expanded = _expanded_box(box)
+        context = _window(frames[index].numpy(), expanded)  # zero outside the frame, as PIL's crop pads
+        interpolation = cv2.INTER_AREA if expanded[2] - expanded[0] > PARSE_SIZE else cv2.INTER_LINEAR
+        contexts.append(cv2.resize(context, (PARSE_SIZE, PARSE_SIZE), interpolation=interpolation))
+        expanded_boxes.append(expanded)
+    classes = parse_faces(face_parser, np.stack(contexts), chunk=PARSE_BATCH).numpy()
+    return {index: (classes[k], expanded_boxes[k]) for k, (index, _, _) in enumerate(targets)}
+
+
+def _parsed_mask(mode, box, classes: np.ndarray, expanded) -> np.ndarray:
+    """The mode's region from the parse of the expanded box, cut back to the box."""
+    x1, y1, x2, y2 = box
+    half = (expanded[2] - expanded[0]) // 2
     mask = jaw_mask_from_parsing(classes) if mode == "jaw" else full_face_mask_from_parsing(classes)
     mask = cv2.resize(mask, (2 * half, 2 * half), interpolation=cv2.INTER_LINEAR)
     top, left = y1 - expanded[1], x1 - expanded[0]

@@ -326,3 +326,25 @@ def test_wrong_files_give_a_model_file_error(tmp_path):
         load_face_parser(str(path))
     with pytest.raises(ModelFileError, match="not found"):
         load_face_parser(str(tmp_path / "missing.pth"))
+
+
+def test_the_face_parser_sees_boxes_in_batches():
+    """One parser call per PARSE_BATCH boxes, not one per frame; faceless frames are not parsed."""
+    from modules.paste_back import PARSE_BATCH
+
+    class CountingParser(AllSkinParser):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def forward(self, x):
+            self.batches.append(x.shape[0])
+            return super().forward(x)
+
+    found = (True,) * (PARSE_BATCH + 2) + (False,)
+    parser = CountingParser()
+    frames = smooth_frames(len(found))
+    _, mask = paste_back(frames, torch.ones(len(found), 256, 256, 3), crop_info_for(found=found), mode="full_face",
+                         face_parser=parser, feather_px=0)
+    assert parser.batches == [PARSE_BATCH, 2]
+    assert float(mask[:-1].amax(dim=(1, 2)).min()) == 1.0 and float(mask[-1].max()) == 0.0
