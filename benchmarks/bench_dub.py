@@ -27,19 +27,14 @@ from modules.video_io import Mp4Writer  # noqa: E402
 
 
 def write_models(folder: str, full: bool) -> None:
-    import torch
     from diffusers import UNet2DConditionModel
 
     import insightface_standins
     from modules.musetalk_unet import MUSETALK_UNET_CONFIG
     from modules.random_models import random_vae, write_musetalk_unet, write_openai_whisper
 
-    if full:
-        os.makedirs(os.path.join(folder, "lipsync", "musetalk"), exist_ok=True)
-        torch.save(UNet2DConditionModel(**MUSETALK_UNET_CONFIG).state_dict(),
-                   os.path.join(folder, "lipsync", "musetalk", "pytorch_model.bin"))
-    else:
-        write_musetalk_unet(os.path.join(folder, "lipsync"), "v1.0")
+    full_unet = UNet2DConditionModel(**MUSETALK_UNET_CONFIG) if full else None
+    write_musetalk_unet(os.path.join(folder, "lipsync"), "v1.0", unet=full_unet)
     write_openai_whisper(os.path.join(folder, "audio_encoders", "tiny.pt"), full_size=full)
     random_vae(full_size=full).save_pretrained(os.path.join(folder, "vae", "sd-vae-ft-mse"))
     insightface_standins.write_buffalo_l(os.path.join(folder, "insightface"))

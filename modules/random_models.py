@@ -57,8 +57,9 @@ def write_musetalk_unet(models_dir: str, version: str, seed: int = 0, with_json:
     path = os.path.join(models_dir, folder, name)
     unet = unet or tiny_unet(seed)
     torch.save(unet.state_dict(), path)
-    if with_json:
-        config = {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.6.0.dev0", **TINY_UNET_CONFIG}
+    if with_json:  # the config of the UNet written, whatever its size
+        own = {key: value for key, value in unet.config.items() if not key.startswith("_")}
+        config = {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.6.0.dev0", **own}
         with open(os.path.join(models_dir, folder, "musetalk.json"), "w", encoding="utf-8") as handle:
             json.dump(config, handle)
     return path
