@@ -22,7 +22,7 @@ import soundfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from modules.demo_media import speech_like_audio  # noqa: E402
+from modules.demo_media import SAMPLE_RATE, speech_like_signal  # noqa: E402
 from modules.video_io import Mp4Writer  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     clip = os.path.join(work, f"clip_{args.size}_{args.seconds:g}s.mp4")
     write_clip(clip, args.seconds, args.fps, width, height)
     speech = os.path.join(work, "speech.wav")
-    soundfile.write(speech, speech_like_audio(args.seconds), 16000)
+    soundfile.write(speech, speech_like_signal(SAMPLE_RATE, args.seconds)[0], SAMPLE_RATE)
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "modules.cli", "dub", "--video", clip, "--audio", speech,
                "--out", os.path.join(work, "dubbed.mp4"), "--models-dir", models, "--batch-size", str(args.batch_size)]
     started = time.perf_counter()

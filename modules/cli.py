@@ -51,7 +51,7 @@ def print_speed_table(report, total_seconds: float, device) -> None:
 
 
 def run_demo(args) -> int:
-    from .demo_media import DrawnFaceTracker, face_frame, speech_like_audio
+    from .demo_media import SAMPLE_RATE, DrawnFaceTracker, face_frame, speech_like_signal
     from .dub_pipeline import DubSettings, dub_video
     from .video_io import Mp4Writer
 
@@ -64,13 +64,13 @@ def run_demo(args) -> int:
         with Mp4Writer(clip, 320, 240, 25, log=lambda message: None) as writer:
             for index in range(frames):
                 writer.write(face_frame(index, 320, 240)[None])
-        speech = speech_like_audio(args.seconds)
+        speech = speech_like_signal(SAMPLE_RATE, args.seconds)
         size = "reduced-size" if args.reduced else "full-size"
         print(f"Building {size} MuseTalk v1.0 models with random weights (no weights needed; the mouth will be noise).")
         models = random_demo_models(scratch, device, reduced=args.reduced)
         models.face_analysis = DrawnFaceTracker()
         started = time.perf_counter()
-        report = dub_video(clip, speech[None], 16000, args.out, models, DubSettings(batch_size=args.batch_size))
+        report = dub_video(clip, speech, SAMPLE_RATE, args.out, models, DubSettings(batch_size=args.batch_size))
         total = time.perf_counter() - started
     print_speed_table(report, total, device)
     print(f"Wrote {args.out}. The mouth region is noise: these are random weights. Run `unavglip dub` with "

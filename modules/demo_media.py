@@ -50,12 +50,20 @@ def face_frame(index: int, width: int, height: int) -> np.ndarray:
     return image.astype(np.uint8)
 
 
-def speech_like_audio(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32: a voiced buzz with a gliding pitch, pulsed at a syllable rate."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    phase = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 0.8 * t)) / sample_rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 10))
-    return (0.25 * voiced * (0.5 + 0.5 * np.sin(2 * np.pi * 3.5 * t)) ** 2).astype(np.float32)
+def speech_like_signal(sample_rate: int = SAMPLE_RATE, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
+    """A voiced-speech stand-in, float32 [channels, T]: harmonics of a gliding pitch under a syllable envelope.
+
+    Each channel has its own pitch so a swapped or merged channel shows up in a comparison (tests use that).
+    """
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 3.0 * t - np.pi / 2)  # ~3 syllables a second, never fully silent
+    rows = []
+    for channel in range(channels):
+        f0 = 120.0 + 40.0 * channel + 15.0 * np.sin(2 * np.pi * 0.7 * t)
+        phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+        voice = sum(np.sin(k * phase) / k for k in range(1, 9))  # harmonics up to ~1.5 kHz, as in vowels
+        rows.append(0.35 * envelope * voice / 2.0)
+    return np.stack(rows).astype(np.float32)
 
 
 class DrawnFaceTracker:

@@ -35,22 +35,6 @@ def find_encoder(kind: str) -> str | None:
     return None
 
 
-def speech_like_signal(sample_rate: int, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
-    """A voiced-speech stand-in, float32 [channels, T]: harmonics of a gliding pitch under a syllable envelope.
-
-    Each channel has its own pitch so a swapped or merged channel shows up in a comparison.
-    """
-    t = np.arange(round(seconds * sample_rate)) / sample_rate
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 3.0 * t - np.pi / 2)  # ~3 syllables a second, never fully silent
-    rows = []
-    for channel in range(channels):
-        f0 = 120.0 + 40.0 * channel + 15.0 * np.sin(2 * np.pi * 0.7 * t)
-        phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-        voice = sum(np.sin(k * phase) / k for k in range(1, 9))  # harmonics up to ~1.5 kHz, as in vowels
-        rows.append(0.35 * envelope * voice / 2.0)
-    return np.stack(rows).astype(np.float32)
-
-
 def write_audio(path, samples: np.ndarray, sample_rate: int, codec: str = "pcm_s16le", bit_rate: int | None = None):
     """Encode float samples [channels, T] in -1..1 into `path`; the container follows the file's extension.
 

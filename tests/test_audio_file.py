@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from modules.audio_file import AUDIO_FILE_EXTENSIONS, SEEK_PREROLL_SECONDS, is_silent, load_audio_file
+from modules.demo_media import speech_like_signal
 from modules.errors import AudioInputError
 
-from media_fixtures import find_encoder, speech_like_signal, write_audio, write_video_with_audio
+from media_fixtures import find_encoder, write_audio, write_video_with_audio
 
 S16_STEP = 1.0 / 32768
 LOSSY_LENGTH_TOLERANCE = 0.1  # seconds of encoder priming / padding a lossy codec may add or drop

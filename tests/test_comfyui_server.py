@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 
+from modules.demo_media import speech_like_signal
 from modules.random_models import (
     random_vae,
     tiny_unet,
@@ -30,6 +31,7 @@ from modules.random_models import (
     write_openai_whisper,
     write_unavglip_checkpoint,
 )
+from media_fixtures import write_audio
 from test_workflows import FILE_LIST_INPUTS, SNAPSHOT, SNAPSHOT_KEYS
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
@@ -124,10 +126,7 @@ def request(url: str, payload=None):
 
 
 def write_wav(path: str, seconds: float) -> None:
-    import soundfile
-
-    t = np.arange(int(seconds * 16000)) / 16000
-    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32), 16000)
+    write_audio(path, speech_like_signal(16000, seconds), 16000)
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import soundfile
 
 from modules import dub_pipeline as dp
 from modules.audio_file import load_audio_file
+from modules.demo_media import speech_like_signal
 from modules.errors import AudioInputError, FrameInputError, SettingError
 from modules.random_models import tiny_unet, tiny_vae, write_musetalk_unet, write_openai_whisper, write_unavglip_checkpoint
 from modules.video_io import Mp4Writer, probe_video, read_all_frames
+
+from media_fixtures import write_audio
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,9 +41,7 @@ def write_video(path, frames, fps=25):
 
 
 def write_speech(path, seconds, sample_rate=16000):
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    samples = 0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    soundfile.write(str(path), samples.astype(np.float32), sample_rate)
+    write_audio(path, speech_like_signal(sample_rate, seconds), sample_rate)
     return str(path)
 
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from modules.audio_file import is_silent, load_audio_file
+from modules.demo_media import speech_like_signal
 from modules.errors import AudioInputError, FrameInputError, SettingError
 from modules.video_io import Mp4Writer, iter_frame_chunks, probe_video, read_all_frames
 
-from media_fixtures import speech_like_signal, write_audio, write_video_with_audio
+from media_fixtures import write_audio, write_video_with_audio
 
 WIDTH, HEIGHT = 64, 48
 STEP = 20  # grey levels of neighbouring frames are this far apart
