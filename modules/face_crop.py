@@ -88,26 +88,19 @@ def _skip_summary(reasons: Counter, total: int) -> str:
     return f"{skipped} of {total} frames have no usable face ({parts}); they pass through unchanged"
 
 
-def crops_from_landmarks(
-    frames,
-    landmarks: list,
-    geometry: str,
-    bbox_shift: int = 0,
-    extra_margin: int = 10,
-    fps: float = 25.0,
-    smoothing: float = 1.0,
-    min_face_size: int = 32,
-) -> tuple[torch.Tensor, CropInfo, torch.Tensor]:
+def crops_from_landmarks(frames, landmarks: list, geometry: str,
+                         **plan_options) -> tuple[torch.Tensor, CropInfo, torch.Tensor]:
     """Crops [N, 256, 256, 3] float32, their CropInfo, and a mask [N, H, W] that is 1 inside each used box.
 
     frames: [N, H, W, 3] float 0..1 (numpy or torch). landmarks: one [68, 2] array (frame pixels) or None per
-    frame. Tracks are smoothed over time (smoothing 0: off) before the MuseTalk box is computed.
+    frame. plan_options: plan_crops' bbox_shift, extra_margin, fps, smoothing and min_face_size. Tracks are
+    smoothed over time (smoothing 0: off) before the MuseTalk box is computed.
     """
     count, height, width = check_frames(frames)
     if not isinstance(landmarks, (list, tuple)) or len(landmarks) != count:
         got = len(landmarks) if hasattr(landmarks, "__len__") else type(landmarks).__name__
         raise FrameInputError(f"Need one landmark set (or None) per frame: {count} frames but {got} landmark sets.")
-    info = plan_crops(landmarks, height, width, geometry, bbox_shift, extra_margin, fps, smoothing, min_face_size)
+    info = plan_crops(landmarks, height, width, geometry, **plan_options)
     return cut_crops(frames, info), info, box_masks(info, height, width)
 
 
