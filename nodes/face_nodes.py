@@ -21,11 +21,11 @@ from ..modules.face_analysis import (
     load_face_analysis,
 )
 from ..modules.face_crop import check_frames, crops_from_landmarks
+from ..modules.face_geometry import bbox_shift_range
 from ..modules.face_parsing import FILE_NAME as FACE_PARSER_FILE
 from ..modules.face_parsing import load_face_parser
 from ..modules.paste_back import MODES as PASTE_MODES
-from ..modules.paste_back import PARSING_MODES
-from ..modules.paste_back import paste_back
+from ..modules.paste_back import PARSING_MODES, paste_back
 from ..modules.whisper_features import check_fps
 from .comfy_runtime import comfy_runtime, logger
 from .model_folders import FACE_PARSING_FOLDER, INSIGHTFACE_FOLDER
@@ -306,6 +306,9 @@ class FaceCrop:
         )
         for note in info.notes:
             logger.warning("UnAvgLip Face Crop: %s", note)
+        if geometry == GEOMETRY_V10:  # MuseTalk v1.0 prints this hint for its bbox_shift setting too
+            low, high = bbox_shift_range(landmarks)
+            logger.info("UnAvgLip Face Crop: bbox_shift for these faces can range from %d to %d.", low, high)
         return (crops, info, mask)
 
 

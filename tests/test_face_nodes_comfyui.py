@@ -8,6 +8,7 @@ folder holding the insightface stand-in pack of tests/insightface_standins.py. N
 
 import importlib
 import os
+import re
 
 import numpy as np
 import pytest
@@ -146,10 +147,10 @@ def test_crop_then_paste_unchanged_crops_gives_the_frames_back(comfy, standins, 
     assert float(difference.mean()) < 1e-4
 
 
-def test_crop_v10_and_index_choice(comfy, standins, node_classes, analysis):
+def test_crop_v10_and_index_choice(comfy, standins, node_classes, analysis, caplog):
     torch = comfy["torch"]
     frames = make_frames(standins, torch)
-    with torch.inference_mode():
+    with torch.inference_mode(), caplog.at_level("INFO", logger="UnAvgLip"):
         crops, info, _ = node_classes["FaceCrop"]().crop(
             frames, **crop_args(geometry="musetalk_v1.0", bbox_shift=3, face_choice="index", smoothing=0.0),
             insightface=analysis,
@@ -157,6 +158,7 @@ def test_crop_v10_and_index_choice(comfy, standins, node_classes, analysis):
     assert crops.shape == (4, 256, 256, 3)
     assert info.geometry == "musetalk_v1.0" and info.bbox_shift == 3
     assert [frame.found for frame in info.frames] == [True, True, False, True]
+    assert re.search(r"bbox_shift for these faces can range from -?\d+ to -?\d+", caplog.text)  # MuseTalk's hint
 
 
 def test_closest_to_reference_uses_the_reference_embedding(comfy, standins, node_classes, analysis):
