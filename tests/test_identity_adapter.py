@@ -427,6 +427,8 @@ def test_reference_images_without_a_face_are_named_and_skipped(analysis):
     assert messages and "image(s) 1 " in messages[0] and "using the other 2" in messages[0]
     with pytest.raises(FrameInputError, match="None of the 2 reference images.*saved embedding file"):
         ie.embeddings_from_images(analysis, torch.from_numpy(np.stack([faces[2], faces[2]]).astype(np.float32) / 255))
+    with pytest.raises(FrameInputError, match="None of the 3 reference images"):  # a list, as `dub --reference`
+        ie.embeddings_from_images(analysis, [faces[2].astype(np.float32) / 255] * 3)
 
 
 def test_stripped_files_bind_in_the_published_order_whatever_the_module_order():
