@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .errors import AudioInputError
+from .errors import AudioInputError, error_reason
 
 AUDIO_FILE_EXTENSIONS = (
     ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".wma",
@@ -95,7 +95,7 @@ def _open(path: str):
         return av.open(path, mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise AudioInputError(
-            f"{path} could not be opened as audio or video ({_reason(error)}). It is not a media file or it is "
+            f"{path} could not be opened as audio or video ({error_reason(error)}). It is not a media file or it is "
             "corrupt; convert it to wav, flac or mp3 and try again."
         ) from None
 
@@ -145,7 +145,7 @@ def _decode(path, container, stream, start_seconds, duration_seconds, seek):
                 break
     except av.FFmpegError as error:
         raise AudioInputError(
-            f"The audio of {path} could not be decoded ({_reason(error)}). The file is probably corrupt or "
+            f"The audio of {path} could not be decoded ({error_reason(error)}). The file is probably corrupt or "
             "truncated; export or download it again, or convert it to wav."
         ) from None
     # With no chunks after a seek (start past the end?) the caller counts from the start, for an exact length.
@@ -165,7 +165,3 @@ def _to_float_planar(frame) -> np.ndarray:
     if name in _INTEGER_SCALE:
         return (data.astype(np.float64) / _INTEGER_SCALE[name]).astype(np.float32)
     return data.astype(np.float32)
-
-
-def _reason(error: Exception) -> str:
-    return getattr(error, "strerror", None) or str(error)

@@ -23,3 +23,8 @@ class FrameInputError(UnAvgLipError):
 
 class SettingError(UnAvgLipError):
     """A setting (fps, batch size, version...) that cannot work."""
+
+
+def error_reason(error: Exception) -> str:
+    """The short reason an OS or decoder error gives (its strerror when it has one), for the messages above."""
+    return getattr(error, "strerror", None) or str(error)

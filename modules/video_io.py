@@ -14,8 +14,7 @@ from typing import Callable, Iterator
 import av
 import numpy as np
 
-from .audio_file import _reason
-from .errors import AudioInputError, FrameInputError, SettingError
+from .errors import AudioInputError, FrameInputError, SettingError, error_reason
 
 # Frame timestamps further than this share of a frame from the typical spacing make a file variable-rate.
 VFR_TOLERANCE = 0.1
@@ -54,7 +53,7 @@ def probe_video(path) -> VideoInfo:
                     first = next(iter(_decode(packet)), None)
         except av.FFmpegError as error:
             raise FrameInputError(
-                f"Reading {path} failed after {len(timestamps)} frames ({_reason(error)}). The file is truncated or "
+                f"Reading {path} failed after {len(timestamps)} frames ({error_reason(error)}). The file is truncated or "
                 f"corrupt. {_CONVERT_HINT}"
             ) from None
         if first is None:
@@ -125,7 +124,7 @@ def _frames_from(info: VideoInfo, start_frame: int):
     except (ValueError, av.FFmpegError) as error:
         if yielded:
             raise FrameInputError(f"Reading {info.path} failed after frame {start_frame + yielded} "
-                                  f"({_reason(error)}). The file is truncated or corrupt. {_CONVERT_HINT}") from None
+                                  f"({error_reason(error)}). The file is truncated or corrupt. {_CONVERT_HINT}") from None
     finally:
         container.close()
     yield from itertools.islice((rgb for _, rgb in _decoded_frames(info)), start_frame, None)
@@ -172,7 +171,7 @@ class Mp4Writer:
                                       container_options={"movflags": "+faststart"})
         except (av.FFmpegError, OSError) as error:
             raise SettingError(
-                f"{self._partial} could not be created ({_reason(error)}). Choose another folder."
+                f"{self._partial} could not be created ({error_reason(error)}). Choose another folder."
             ) from None
         try:
             self._video = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
@@ -279,7 +278,7 @@ def _open_video(path):
     try:
         container = av.open(path, mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise FrameInputError(f"{path} could not be opened as a video ({_reason(error)}). It is not a media file or "
+        raise FrameInputError(f"{path} could not be opened as a video ({error_reason(error)}). It is not a media file or "
                               f"it is corrupt. {_CONVERT_HINT}") from None
     videos = [s for s in container.streams.video if not int(getattr(s, "disposition", 0)) & _ATTACHED_PICTURE]
     if not videos:
@@ -316,7 +315,7 @@ def _decoded_frames(info: VideoInfo):
                 yield seconds, frame.to_ndarray(format="rgb24", width=info.width, height=info.height)
                 index += 1
     except av.FFmpegError as error:
-        raise FrameInputError(f"Reading {info.path} failed after frame {index} ({_reason(error)}). The file is "
+        raise FrameInputError(f"Reading {info.path} failed after frame {index} ({error_reason(error)}). The file is "
                               f"truncated or corrupt. {_CONVERT_HINT}") from None
     finally:
         container.close()
