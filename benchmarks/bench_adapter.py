@@ -17,10 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from bench_core import DTYPES, build_models, device_name, summarise, time_calls  # noqa: E402
-from modules.adapter_file import load_identity_adapter  # noqa: E402
-from modules.identity_patch import IdentityPatch  # noqa: E402
-from modules.lipsync_inference import generate_mouths, predict_latents  # noqa: E402
-from modules.random_models import unavglip_checkpoint_state  # noqa: E402
+from modules.demo.random_models import unavglip_checkpoint_state  # noqa: E402
+from modules.identity.adapter_file import load_identity_adapter  # noqa: E402
+from modules.identity.identity_patch import IdentityPatch  # noqa: E402
+from modules.lipsync.lipsync_inference import generate_mouths, predict_latents  # noqa: E402
 
 
 def full_size_adapter(unet, device, dtype):

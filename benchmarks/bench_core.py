@@ -4,8 +4,8 @@ Stages timed per frame (crops are 256x256, latents 32x32):
   vae_encode_x2  the two VAE encodes per frame (lower half blanked + reference), DiffusersVAECodec.encode
   unet_step      one MuseTalk UNet pass, 8-channel latents and [B, 50, 384] audio tokens (predict_latents)
   vae_decode     DiffusersVAECodec.decode of [B, 4, 32, 32] latents
-  core           modules.lipsync_inference.generate_mouths: encode x2 + UNet + decode, CPU crops in, CPU crops out
-  whisper        modules.whisper_features.encode_audio on --audio-seconds of audio (per 25 fps video frame;
+  core           modules.lipsync.lipsync_inference.generate_mouths: encode x2 + UNet + decode, CPU crops in, CPU crops out
+  whisper        modules.audio.whisper_features.encode_audio on --audio-seconds of audio (per 25 fps video frame;
                  the ms per second of audio is printed below the table)
 
 Run from the repository root:
@@ -29,13 +29,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from modules import whisper_features  # noqa: E402
-from modules.audio_position import positional_encoding  # noqa: E402
-from modules.lipsync_inference import generate_mouths, lower_half_blanked, predict_latents  # noqa: E402
-from modules.musetalk_unet import MUSETALK_UNET_CONFIG  # noqa: E402
+from modules.audio import whisper_features  # noqa: E402
+from modules.audio.audio_position import positional_encoding  # noqa: E402
+from modules.audio.whisper_encoder import SAMPLE_RATE, WhisperEncoder, WhisperEncoderConfig  # noqa: E402
+from modules.lipsync.lipsync_inference import generate_mouths, lower_half_blanked, predict_latents  # noqa: E402
+from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG  # noqa: E402
+from modules.musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec  # noqa: E402
 from modules.runtime import Runtime  # noqa: E402
-from modules.vae_codec import SD_VAE_SCALING, DiffusersVAECodec  # noqa: E402
-from modules.whisper_encoder import SAMPLE_RATE, WhisperEncoder, WhisperEncoderConfig  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 STAGES = ("vae_encode_x2", "unet_step", "vae_decode", "core", "whisper")

@@ -22,16 +22,16 @@ import soundfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from modules.demo_media import SAMPLE_RATE, speech_like_signal  # noqa: E402
-from modules.video_io import Mp4Writer  # noqa: E402
+from modules.demo.demo_media import SAMPLE_RATE, speech_like_signal  # noqa: E402
+from modules.video.video_io import Mp4Writer  # noqa: E402
 
 
 def write_models(folder: str, full: bool) -> None:
     from diffusers import UNet2DConditionModel
 
     import insightface_standins
-    from modules.musetalk_unet import MUSETALK_UNET_CONFIG
-    from modules.random_models import random_vae, write_musetalk_unet, write_openai_whisper
+    from modules.demo.random_models import random_vae, write_musetalk_unet, write_openai_whisper
+    from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG
 
     full_unet = UNet2DConditionModel(**MUSETALK_UNET_CONFIG) if full else None
     write_musetalk_unet(os.path.join(folder, "lipsync"), "v1.0", unet=full_unet)

@@ -1,1 +1,24 @@
-"""The UnAvgLip / MuseTalk method in plain torch and numpy. Nothing here imports ComfyUI."""
+"""The UnAvgLip / MuseTalk method in plain torch and numpy. Nothing here imports ComfyUI.
+
+One sub-package per concern. `LAYERS` lists them from the bottom up, with the three top-level modules at their
+places: `errors` and `runtime` at the bottom (everything may use them), `cli` at the very top. A name may import
+only itself and the names listed before it (tests/test_layers.py checks every import, also those inside
+functions). `evaluation` and `training` are not written yet; their places are reserved here.
+"""
+
+LAYERS = (
+    "errors",  # the exceptions the pack raises on bad input
+    "runtime",  # the seam to the host: device, progress, interrupt
+    "files",  # reading weight files safely; where model files go
+    "audio",  # decoding, 16 kHz mono, Whisper encoder, per-frame features, positional code
+    "video",  # reading and writing video files
+    "face",  # detection, geometry, smoothing, crops, masks, parsing, paste back
+    "musetalk",  # the base networks: MuseTalk UNet, VAE codec
+    "identity",  # the UnAvgLip identity adapter, its files and embeddings, the identity patch
+    "lipsync",  # single-step inference (with an identity), frame plan, the crops + speech pipeline
+    "dub",  # a whole video file dubbed in bounded memory
+    "evaluation",  # (to come) metrics on generated crops and dubbed videos
+    "training",  # (to come) training the identity adapter; may use evaluation for validation
+    "demo",  # the made-up clip and the random-weight model writers
+    "cli",  # the `unavglip` command
+)

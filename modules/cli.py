@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from .errors import UnAvgLipError
-from .frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from .identity_embeddings import EMBEDDING_MODES, MODE_RAW
-from .model_files import REQUIRED, describe_model_files, find_model_files
-from .paste_back import MASKLESS_MODES, PARSING_MODES
+from .face.paste_back import MASKLESS_MODES, PARSING_MODES
+from .files.model_files import REQUIRED, describe_model_files, find_model_files
+from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
+from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 
 
 def peak_ram_mb() -> float:
@@ -51,9 +51,9 @@ def print_speed_table(report, total_seconds: float, device) -> None:
 
 
 def run_demo(args) -> int:
-    from .demo_media import SAMPLE_RATE, DrawnFaceTracker, face_frame, speech_like_signal
-    from .dub_pipeline import DubSettings, dub_video
-    from .video_io import Mp4Writer
+    from .demo.demo_media import SAMPLE_RATE, DrawnFaceTracker, face_frame, speech_like_signal
+    from .dub.dub_pipeline import DubSettings, dub_video
+    from .video.video_io import Mp4Writer
 
     device = pick_device(args.cpu)
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -82,11 +82,11 @@ def random_demo_models(folder: str, device, reduced: bool):
     """MuseTalk v1.0 architecture with random weights; the Whisper file goes through the real loader."""
     from diffusers import UNet2DConditionModel
 
-    from .dub_pipeline import DubModels
-    from .musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet, load_lipsync_unet
-    from .random_models import random_vae, tiny_vae, write_musetalk_unet, write_openai_whisper
-    from .vae_codec import DiffusersVAECodec
-    from .whisper_encoder import load_whisper_encoder
+    from .audio.whisper_encoder import load_whisper_encoder
+    from .demo.random_models import random_vae, tiny_vae, write_musetalk_unet, write_openai_whisper
+    from .dub.dub_pipeline import DubModels
+    from .musetalk.musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet, load_lipsync_unet
+    from .musetalk.vae_codec import DiffusersVAECodec
 
     whisper = write_openai_whisper(os.path.join(folder, "tiny.pt"), full_size=not reduced)
     if reduced:
@@ -118,8 +118,8 @@ def run_dub(args) -> int:
     for name, value in (("--video", args.video), ("--audio", args.audio), ("--out", args.out)):
         if not value:
             raise UnAvgLipError(f"{name} is required (or use --check to list the model files).")
-    from .audio_file import load_audio_file
-    from .dub_pipeline import DubSettings, dub_video
+    from .audio.audio_file import load_audio_file
+    from .dub.dub_pipeline import DubSettings, dub_video
     from .runtime import Runtime
 
     device = pick_device(args.cpu)
@@ -147,11 +147,11 @@ class ProgressLine:
 
 
 def load_dub_models(found: dict, args, device):
-    from .dub_pipeline import DubModels
-    from .face_analysis import load_face_analysis
-    from .musetalk_unet import load_lipsync_unet
-    from .vae_codec import DiffusersVAECodec, load_diffusers_vae
-    from .whisper_encoder import load_whisper_encoder
+    from .audio.whisper_encoder import load_whisper_encoder
+    from .dub.dub_pipeline import DubModels
+    from .face.face_analysis import load_face_analysis
+    from .musetalk.musetalk_unet import load_lipsync_unet
+    from .musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
     unet_path = found["lipsync model"] if args.version == "auto" else found[f"MuseTalk {args.version}"]
     if args.adapter and args.version == "auto" and found.get("MuseTalk v1.0"):
@@ -165,7 +165,7 @@ def load_dub_models(found: dict, args, device):
     vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
     face_parser = None
     if args.paste_mode in PARSING_MODES:
-        from .face_parsing import load_face_parser
+        from .face.face_parsing import load_face_parser
 
         if not found["face parsing"]:
             raise UnAvgLipError(f"--paste-mode {args.paste_mode} needs face_parsing/79999_iter.pth in {args.models_dir}.")
@@ -181,9 +181,9 @@ def load_dub_models(found: dict, args, device):
 
 
 def load_identity(args, analysis, device, dtype):
-    from .adapter_file import load_identity_adapter
-    from .identity_embeddings import combine, embeddings_from_images, evenly_spaced, read_embedding_file
-    from .identity_patch import IdentityPatch
+    from .identity.adapter_file import load_identity_adapter
+    from .identity.identity_embeddings import combine, embeddings_from_images, evenly_spaced, read_embedding_file
+    from .identity.identity_patch import IdentityPatch
 
     adapter = load_identity_adapter(args.adapter).to(device, dtype)
     if args.identity_file:
@@ -211,8 +211,8 @@ def reference_images(paths: list[str]) -> list[np.ndarray]:
 
 def video_frames(path: str, count: int) -> list[np.ndarray]:
     """`count` frames spread over the video (the authors' default identity source is the video itself)."""
-    from .identity_embeddings import evenly_spaced
-    from .video_io import iter_frame_chunks, probe_video
+    from .identity.identity_embeddings import evenly_spaced
+    from .video.video_io import iter_frame_chunks, probe_video
 
     info = probe_video(path)
     # One frame per reading: each reading seeks to its frame and stops there, so nothing else is held.
@@ -230,7 +230,7 @@ def run_check(args) -> int:
 
 
 def run_convert(args) -> int:
-    from .adapter_convert import convert_adapter
+    from .identity.adapter_convert import convert_adapter
 
     convert_adapter(args.checkpoint, args.output, base_unet_path=args.base_unet)
     return 0

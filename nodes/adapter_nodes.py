@@ -6,9 +6,9 @@ import re
 
 import folder_paths
 
-from ..modules.adapter_file import load_identity_adapter
 from ..modules.errors import SettingError
-from ..modules.identity_embeddings import (
+from ..modules.identity.adapter_file import load_identity_adapter
+from ..modules.identity.identity_embeddings import (
     EMBEDDING_FILE_EXTENSIONS,
     EMBEDDING_MODES,
     MODE_RAW,

@@ -5,7 +5,7 @@ import os
 import folder_paths
 import torch
 
-from ..modules.audio_file import AUDIO_FILE_EXTENSIONS, is_silent, load_audio_file
+from ..modules.audio.audio_file import AUDIO_FILE_EXTENSIONS, is_silent, load_audio_file
 from .comfy_runtime import logger
 
 

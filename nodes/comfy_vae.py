@@ -10,7 +10,7 @@ import comfy.model_management as model_management
 import torch
 
 from ..modules.errors import SettingError
-from ..modules.vae_codec import SD_VAE_SCALING, images_to_model_range, model_range_to_images
+from ..modules.musetalk.vae_codec import SD_VAE_SCALING, images_to_model_range, model_range_to_images
 
 
 class ComfyVAECodec:

@@ -11,9 +11,9 @@ import uuid
 
 import folder_paths
 
-from ..modules.dub_pipeline import DubModels, DubSettings, dub_video
-from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from ..modules.paste_back import MASKLESS_MODES, PARSING_MODES
+from ..modules.dub.dub_pipeline import DubModels, DubSettings, dub_video
+from ..modules.face.paste_back import MASKLESS_MODES, PARSING_MODES
+from ..modules.lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
 from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path

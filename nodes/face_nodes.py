@@ -1,7 +1,7 @@
 """Face nodes: the insightface loader, the MuseTalk face crop, and pasting generated crops back into the frames.
 
 INSIGHTFACE is an `insightface.app.FaceAnalysis` (the type IPAdapter_plus and InstantID use, so their loaders and
-ours are interchangeable). UNAVGLIP_CROP_INFO is a `modules.crop_info.CropInfo`.
+ours are interchangeable). UNAVGLIP_CROP_INFO is a `modules.face.crop_info.CropInfo`.
 """
 
 import os
@@ -10,9 +10,10 @@ import folder_paths
 import numpy as np
 import torch
 
-from ..modules.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
+from ..modules.audio.whisper_features import check_fps
 from ..modules.errors import FrameInputError, ModelFileError, SettingError
-from ..modules.face_analysis import (
+from ..modules.face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
+from ..modules.face.face_analysis import (
     CHOOSE_RULES,
     PROVIDERS,
     choose_face,
@@ -20,13 +21,12 @@ from ..modules.face_analysis import (
     list_model_packs,
     load_face_analysis,
 )
-from ..modules.face_crop import check_frames, crops_from_landmarks
-from ..modules.face_geometry import bbox_shift_range
-from ..modules.face_parsing import FILE_NAME as FACE_PARSER_FILE
-from ..modules.face_parsing import load_face_parser
-from ..modules.paste_back import MODES as PASTE_MODES
-from ..modules.paste_back import PARSING_MODES, paste_back
-from ..modules.whisper_features import check_fps
+from ..modules.face.face_crop import check_frames, crops_from_landmarks
+from ..modules.face.face_geometry import bbox_shift_range
+from ..modules.face.face_parsing import FILE_NAME as FACE_PARSER_FILE
+from ..modules.face.face_parsing import load_face_parser
+from ..modules.face.paste_back import MODES as PASTE_MODES
+from ..modules.face.paste_back import PARSING_MODES, paste_back
 from .comfy_runtime import comfy_runtime, logger
 from .model_folders import FACE_PARSING_FOLDER, INSIGHTFACE_FOLDER
 from .model_handles import load_to_device, wrap_module

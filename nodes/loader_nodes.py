@@ -3,8 +3,8 @@
 import comfy.model_management as model_management
 import torch
 
-from ..modules.musetalk_unet import VERSIONS, load_lipsync_unet
-from ..modules.whisper_encoder import load_whisper_encoder
+from ..modules.audio.whisper_encoder import load_whisper_encoder
+from ..modules.musetalk.musetalk_unet import VERSIONS, load_lipsync_unet
 from .model_folders import AUDIO_ENCODER_FOLDER, LIPSYNC_FOLDER, full_path, hf_model_folders, weight_files
 from .model_handles import MODEL_TYPE, WHISPER_TYPE, LipSyncModel, WhisperHandle, wrap_module
 

@@ -45,7 +45,7 @@ def load_to_device(*patchers: comfy.model_patcher.ModelPatcher):
 
 @dataclass(frozen=True)
 class AdapterHandle:
-    patcher: comfy.model_patcher.ModelPatcher  # wraps a modules.identity_adapter.IdentityAdapter
+    patcher: comfy.model_patcher.ModelPatcher  # wraps a modules.identity.identity_adapter.IdentityAdapter
     source: str
 
     @property
@@ -87,8 +87,8 @@ def load_for_sampling(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle)
 
     -> (LipSyncUNet, encoder, IdentityPatch or None)
     """
-    from ..modules.identity_patch import IdentityPatch
-    from ..modules.musetalk_unet import LipSyncUNet
+    from ..modules.identity.identity_patch import IdentityPatch
+    from ..modules.musetalk.musetalk_unet import LipSyncUNet
 
     applied = lipsync_model.identity
     patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])

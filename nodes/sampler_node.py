@@ -2,8 +2,8 @@
 
 import torch
 
-from ..modules.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from ..modules.lipsync_pipeline import lipsync_crops
+from ..modules.lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from ..modules.lipsync.lipsync_pipeline import lipsync_crops
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
 from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling

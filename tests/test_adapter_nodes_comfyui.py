@@ -44,7 +44,7 @@ def comfy(standins, tmp_path_factory):
                          tmp_path_factory.mktemp("input"), tmp_path_factory.mktemp("output")) as (
             folder_paths, pack, nodes, torch):
         standins.write_buffalo_l(str(models_dir / "insightface"))
-        random_models = importlib.import_module(PACK_NAME + ".modules.random_models")
+        random_models = importlib.import_module(PACK_NAME + ".modules.demo.random_models")
         base_unet = random_models.tiny_unet(0)
         random_models.write_musetalk_unet(str(models_dir / "lipsync"), "v1.0", unet=base_unet)
         other_unet = random_models.tiny_unet(0, dict(random_models.TINY_UNET_CONFIG, cross_attention_dim=32))

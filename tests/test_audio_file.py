@@ -6,8 +6,8 @@ import wave
 import numpy as np
 import pytest
 
-from modules.audio_file import AUDIO_FILE_EXTENSIONS, SEEK_PREROLL_SECONDS, is_silent, load_audio_file
-from modules.demo_media import speech_like_signal
+from modules.audio.audio_file import AUDIO_FILE_EXTENSIONS, SEEK_PREROLL_SECONDS, is_silent, load_audio_file
+from modules.demo.demo_media import speech_like_signal
 from modules.errors import AudioInputError
 
 from media_fixtures import find_encoder, write_audio, write_video_with_audio

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 
-from modules.demo_media import speech_like_signal
-from modules.random_models import (
+from modules.demo.demo_media import speech_like_signal
+from modules.demo.random_models import (
     random_vae,
     tiny_unet,
     write_hf_whisper,
@@ -452,7 +452,7 @@ def test_comfy_vae_codec_matches_diffusers_codec():
     pack = importlib.util.module_from_spec(spec)
     sys.modules["unavglip_pack"] = pack
     spec.loader.exec_module(pack)
-    from unavglip_pack.modules.vae_codec import DiffusersVAECodec
+    from unavglip_pack.modules.musetalk.vae_codec import DiffusersVAECodec
     from unavglip_pack.nodes.comfy_vae import ComfyVAECodec
 
     diffusers_vae = sd_vae_ft_mse_random(seed=3)

@@ -15,12 +15,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from modules import dub_pipeline as dp
-from modules.audio_file import load_audio_file
-from modules.demo_media import speech_like_signal
+from modules.audio.audio_file import load_audio_file
+from modules.demo.demo_media import speech_like_signal
+from modules.demo.random_models import tiny_unet, tiny_vae, write_musetalk_unet, write_openai_whisper, write_unavglip_checkpoint
+from modules.dub import dub_pipeline as dp
 from modules.errors import AudioInputError, FrameInputError, SettingError
-from modules.random_models import tiny_unet, tiny_vae, write_musetalk_unet, write_openai_whisper, write_unavglip_checkpoint
-from modules.video_io import Mp4Writer, probe_video, read_all_frames
+from modules.video.video_io import Mp4Writer, probe_video, read_all_frames
 
 from media_fixtures import write_audio
 
@@ -62,10 +62,10 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(models_dir):
-    from modules.face_analysis import load_face_analysis
-    from modules.musetalk_unet import load_lipsync_unet
-    from modules.vae_codec import DiffusersVAECodec, load_diffusers_vae
-    from modules.whisper_encoder import load_whisper_encoder
+    from modules.audio.whisper_encoder import load_whisper_encoder
+    from modules.face.face_analysis import load_face_analysis
+    from modules.musetalk.musetalk_unet import load_lipsync_unet
+    from modules.musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
     return dp.DubModels(
         base=load_lipsync_unet(str(models_dir / "lipsync" / "musetalk" / "pytorch_model.bin")),
@@ -146,7 +146,7 @@ def test_a_still_photo_is_read_once_and_served_in_full_chunks(tmp_path, monkeypa
 def test_backward_runs_seek_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
     """Ping-pong over 60 frames in blocks of 8: every block starts at its own frame (keyframe seek), and the
     frames come out right."""
-    import modules.video_io as video_io
+    import modules.video.video_io as video_io
 
     levels = (np.arange(60) * 4 + 8).astype(np.uint8)
     video = write_video(tmp_path / "grey60.mp4", np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]))
@@ -168,7 +168,7 @@ def test_a_paste_mode_without_its_model_is_refused_before_any_work(tmp_path, mod
 
 def test_the_file_is_probed_once_for_all_its_readings(tmp_path, monkeypatch):
     """A probe reads every packet of the file: ping-pong's many readings reuse one."""
-    import modules.video_io as video_io
+    import modules.video.video_io as video_io
 
     levels = (np.arange(20) * 10 + 8).astype(np.uint8)
     video = write_video(tmp_path / "grey20.mp4", np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]))
@@ -245,7 +245,7 @@ def test_bad_inputs_say_what_to_do_and_leave_no_file(tmp_path, models):
 
 
 def test_chunks_fit_the_memory_budget():
-    from modules.video_io import VideoInfo
+    from modules.video.video_io import VideoInfo
 
     full_hd = VideoInfo("x", 1920, 1080, 100, Fraction(25), 4.0, False, True)
     assert dp.chunk_frames(full_hd, dp.DubSettings(memory_budget_mb=1024)) * 1920 * 1080 * 3 * 4 * 3 <= 1024 * 2**20

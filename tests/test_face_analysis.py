@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from modules import face_analysis as fa
 from modules.errors import FrameInputError, ModelFileError, SettingError
+from modules.face import face_analysis as fa
 
 from tests import insightface_standins as standins
 

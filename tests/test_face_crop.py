@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from modules.crop_info import GEOMETRY_V10, GEOMETRY_V15
 from modules.errors import FrameInputError, SettingError
-from modules.face_crop import crops_from_landmarks
-from modules.face_geometry import bbox_shift_range, crop_frame, musetalk_box
-from modules.track_smoothing import smooth_tracks
+from modules.face.crop_info import GEOMETRY_V10, GEOMETRY_V15
+from modules.face.face_crop import crops_from_landmarks
+from modules.face.face_geometry import bbox_shift_range, crop_frame, musetalk_box
+from modules.face.track_smoothing import smooth_tracks
 
 
 def template_face(cx=100.0, cy=100.0, s=40.0) -> np.ndarray:

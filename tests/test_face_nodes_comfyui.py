@@ -251,7 +251,7 @@ def test_paste_loads_the_face_parser_from_its_folder_once(comfy, standins, node_
     """A random-weight BiSeNet saved as models/face_parsing/79999_iter.pth is found, loaded once and cached."""
     torch = comfy["torch"]
     face_nodes = importlib.import_module(PACK_NAME + ".nodes.face_nodes")
-    face_parsing = importlib.import_module(PACK_NAME + ".modules.face_parsing")
+    face_parsing = importlib.import_module(PACK_NAME + ".modules.face.face_parsing")
     folder = comfy["models_dir"] / "face_parsing"
     folder.mkdir(exist_ok=True)
     path = folder / "79999_iter.pth"

@@ -13,23 +13,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modules import identity_embeddings as ie
-from modules.adapter_convert import convert_adapter
-from modules.adapter_file import load_identity_adapter, save_identity_adapter
 from modules.cli import main as cli_main
-from modules.errors import FrameInputError, ModelFileError, SettingError
-from modules.id_cross_attention import IDCrossAttnProcessor, installed, merged_weights
-from modules.identity_patch import IdentityPatch, base_model_note
-from modules.identity_perceiver import PerceiverConfig
-from modules.lipsync_inference import predict_latents
-from modules.musetalk_unet import MUSETALK_UNET_CONFIG
-from modules.random_models import (
+from modules.demo.random_models import (
     TINY_UNET_CONFIG,
     tiny_unet,
     unavglip_checkpoint_state,
     write_musetalk_unet,
     write_unavglip_checkpoint,
 )
+from modules.errors import FrameInputError, ModelFileError, SettingError
+from modules.identity import identity_embeddings as ie
+from modules.identity.adapter_convert import convert_adapter
+from modules.identity.adapter_file import load_identity_adapter, save_identity_adapter
+from modules.identity.id_cross_attention import IDCrossAttnProcessor, installed, merged_weights
+from modules.identity.identity_patch import IdentityPatch, base_model_note
+from modules.identity.identity_perceiver import PerceiverConfig
+from modules.lipsync.lipsync_inference import predict_latents
+from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG
 
 CROSS = "down_blocks.1.attentions.0.transformer_blocks.0.attn2"
 SELF = "up_blocks.1.attentions.1.transformer_blocks.0.attn1"
@@ -405,7 +405,7 @@ def test_embedding_size_must_match_the_perceiver(adapter):
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     pytest.importorskip("insightface")
-    from modules.face_analysis import load_face_analysis
+    from modules.face.face_analysis import load_face_analysis
     from tests import insightface_standins as standins
 
     root = str(tmp_path_factory.mktemp("insightface"))
@@ -433,7 +433,7 @@ def test_reference_images_without_a_face_are_named_and_skipped(analysis):
 
 def test_stripped_files_bind_in_the_published_order_whatever_the_module_order():
     """Another diffusers version might list the mid block before the up blocks; the authors' indices do not."""
-    from modules.identity_adapter import published_order
+    from modules.identity.identity_adapter import published_order
 
     down = [f"down_blocks.0.attentions.0.transformer_blocks.0.attn{i}" for i in (1, 2)]
     mid = [f"mid_block.attentions.0.transformer_blocks.0.attn{i}" for i in (1, 2)]

@@ -8,10 +8,10 @@ import random
 import pytest
 import torch
 
+from modules.audio.whisper_encoder import load_whisper_encoder
+from modules.demo.random_models import TINY_UNET_CONFIG, tiny_unet, write_musetalk_unet
 from modules.errors import ModelFileError, SettingError
-from modules.musetalk_unet import MUSETALK_UNET_CONFIG, detect_version, load_lipsync_unet
-from modules.random_models import TINY_UNET_CONFIG, tiny_unet, write_musetalk_unet
-from modules.whisper_encoder import load_whisper_encoder
+from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG, detect_version, load_lipsync_unet
 
 
 def same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:

@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from modules.blend_masks import (
+from modules.errors import FrameInputError, ModelFileError, SettingError
+from modules.face.blend_masks import (
     feather,
     full_face_mask_from_parsing,
     jaw_mask_from_parsing,
     lower_face_mask_from_landmarks,
 )
-from modules.crop_info import CropInfo, FrameCrop
-from modules.errors import FrameInputError, ModelFileError, SettingError
-from modules.face_parsing import BiSeNet, load_face_parser, parse_faces
-from modules.paste_back import paste_back
+from modules.face.crop_info import CropInfo, FrameCrop
+from modules.face.face_parsing import BiSeNet, load_face_parser, parse_faces
+from modules.face.paste_back import paste_back
 
 HEIGHT, WIDTH = 180, 220
 
@@ -330,7 +330,7 @@ def test_wrong_files_give_a_model_file_error(tmp_path):
 
 def test_the_face_parser_sees_boxes_in_batches():
     """One parser call per PARSE_BATCH boxes, not one per frame; faceless frames are not parsed."""
-    from modules.paste_back import PARSE_BATCH
+    from modules.face.paste_back import PARSE_BATCH
 
     class CountingParser(AllSkinParser):
         def __init__(self):

@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from modules.audio_position import positional_encoding
+from modules.audio.audio_position import positional_encoding
+from modules.audio.whisper_encoder import load_whisper_encoder
+from modules.audio.whisper_features import encode_audio, frame_features
+from modules.demo.random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
 from modules.errors import AudioInputError, FrameInputError, SettingError
-from modules.frame_timing import CUT_TO_SHORTER, LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS, plan_frames
-from modules.lipsync_inference import generate_mouths
-from modules.lipsync_pipeline import lipsync_crops
-from modules.musetalk_unet import load_lipsync_unet
-from modules.random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
+from modules.lipsync.frame_timing import CUT_TO_SHORTER, LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS, plan_frames
+from modules.lipsync.lipsync_inference import generate_mouths
+from modules.lipsync.lipsync_pipeline import lipsync_crops
+from modules.musetalk.musetalk_unet import load_lipsync_unet
+from modules.musetalk.vae_codec import DiffusersVAECodec
 from modules.runtime import Runtime
-from modules.vae_codec import DiffusersVAECodec
-from modules.whisper_encoder import load_whisper_encoder
-from modules.whisper_features import encode_audio, frame_features
 
 FPS = 25.0
 
@@ -255,8 +255,8 @@ def test_whisper_width_must_match_the_unet(models):
     """Checked where every path (sampler node, Dub Video, `dub`) prepares the speech."""
     from dataclasses import replace
 
-    from modules.lipsync_pipeline import prepare_speech
-    from modules.random_models import TINY_UNET_CONFIG, tiny_unet
+    from modules.demo.random_models import TINY_UNET_CONFIG, tiny_unet
+    from modules.lipsync.lipsync_pipeline import prepare_speech
 
     base, encoder, _ = models
     narrow = replace(base, unet=tiny_unet(config=dict(TINY_UNET_CONFIG, cross_attention_dim=32)))

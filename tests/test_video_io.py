@@ -10,10 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from modules.audio_file import is_silent, load_audio_file
-from modules.demo_media import speech_like_signal
+from modules.audio.audio_file import is_silent, load_audio_file
+from modules.demo.demo_media import speech_like_signal
 from modules.errors import AudioInputError, FrameInputError, SettingError
-from modules.video_io import Mp4Writer, iter_frame_chunks, probe_video, read_all_frames
+from modules.video.video_io import Mp4Writer, iter_frame_chunks, probe_video, read_all_frames
 
 from media_fixtures import write_audio, write_video_with_audio
 

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from modules.errors import AudioInputError, SettingError
-from modules.random_models import TINY_WHISPER_DIMS, openai_whisper_state, write_hf_whisper, write_openai_whisper
-from modules.whisper_encoder import load_whisper_encoder
-from modules.whisper_features import (
+from modules.audio.whisper_encoder import load_whisper_encoder
+from modules.audio.whisper_features import (
     FLAVOUR_V10,
     FLAVOUR_V15,
     AudioFeatures,
@@ -18,6 +16,8 @@ from modules.whisper_features import (
     log_mel,
     mel_filters,
 )
+from modules.demo.random_models import TINY_WHISPER_DIMS, openai_whisper_state, write_hf_whisper, write_openai_whisper
+from modules.errors import AudioInputError, SettingError
 
 
 def speech_like(seconds: float, seed: int = 0, sample_rate: int = 16000) -> np.ndarray:

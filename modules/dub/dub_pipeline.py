@@ -1,0 +1,242 @@
+"""Dub a whole video file with new speech in bounded memory: the `dub` command and the Dub Video node.
+
+Two passes over the file, never holding more than one chunk of frames:
+1. detect the face in every frame and keep only its 68 landmarks (a few hundred bytes per frame), then smooth the
+   tracks and fix every crop box (`face_crop.plan_crops`);
+2. decode again chunk by chunk: crop, generate the mouths, paste back, and encode into the mp4 at once.
+The speech's Whisper features are computed once up front (float32 [50 steps x 5 layers x 384] per second of
+speech, about 375 KiB/s: some 230 MB for 10 minutes, the one cost that grows with length).
+"""
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ..audio.whisper_encoder import WhisperEncoder
+from ..audio.whisper_features import frame_features
+from ..errors import FrameInputError, SettingError
+from ..face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
+from ..face.face_analysis import choose_face, detect_faces
+from ..face.face_crop import cut_crops, plan_crops
+from ..face.paste_back import check_paste_mode, paste_back
+from ..identity.identity_patch import IdentityPatch, base_model_note
+from ..lipsync.frame_timing import LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS
+from ..lipsync.lipsync_inference import generate_mouths
+from ..lipsync.lipsync_pipeline import prepare_speech
+from ..musetalk.musetalk_unet import VERSION_V10, LipSyncUNet
+from ..musetalk.vae_codec import LatentCodec
+from ..runtime import Runtime
+from ..video.video_io import Mp4Writer, VideoInfo, iter_frame_chunks, probe_video
+
+FLOAT_FRAME_COPIES = 3  # a chunk lives as float input, pasted output and blend mask at the same time
+
+
+@dataclass
+class DubModels:
+    base: LipSyncUNet
+    codec: LatentCodec
+    encoder: WhisperEncoder
+    face_analysis: object  # insightface FaceAnalysis (or anything with its .get)
+    face_parser: object = None  # BiSeNet, for the jaw / full_face paste modes
+    identity: IdentityPatch | None = None
+
+
+@dataclass
+class DubSettings:
+    length_policy: str = PAD_AUDIO
+    batch_size: int = 8
+    memory_budget_mb: int = 1024  # for decoded frames in flight; sets how many frames a chunk holds
+    bbox_shift: int = 0
+    extra_margin: int = 10
+    smoothing: float = 1.0
+    min_face_size: int = 32
+    paste_mode: str = "lower_face"
+    feather_px: int | None = None
+    crf: int = 18
+
+
+@dataclass
+class DubReport:
+    output: str
+    frames: int
+    fps: Fraction
+    width: int
+    height: int
+    faces_found: int
+    notes: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)  # wall time per stage
+
+
+def chunk_frames(info: VideoInfo, settings: DubSettings) -> int:
+    per_frame = info.width * info.height * 3 * 4 * FLOAT_FRAME_COPIES
+    return max(1, min(256, settings.memory_budget_mb * 2**20 // per_frame))
+
+
+def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, models: DubModels,
+              settings: DubSettings = DubSettings(), runtime: Runtime | None = None) -> DubReport:
+    """Write `output_path` (.mp4): the video with its mouth redrawn to the speech and the speech as its sound.
+
+    waveform [C, T] float (the new speech, any rate; it is muxed as it is and resampled for Whisper).
+    """
+    runtime = runtime or Runtime()
+    check_paste_mode(settings.paste_mode, models.face_parser)
+    info = probe_video(video_path)
+    notes = []
+    _check_frame_count(info, settings)
+    rate = info.fps
+    constant_rate = rate if info.variable_frame_rate else None
+    if constant_rate is not None:
+        notes.append(f"{video_path} has a variable frame rate; it is read at a constant {float(rate):.3f} fps "
+                     "(frames repeated or dropped by their timestamps) so the mouth stays in sync.")
+    identity_note = base_model_note(models.base.version, models.identity.adapter) if models.identity else None
+    if identity_note:
+        notes.append(identity_note)
+    for note in notes:
+        runtime.log(note)
+    chunk = chunk_frames(info, settings)
+    seconds = {}
+
+    started = time.perf_counter()
+    landmarks = _track_faces(info, chunk, constant_rate, models.face_analysis, runtime)
+    geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
+    crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
+                           float(rate), settings.smoothing, settings.min_face_size)
+    for note in crop_plan.notes:
+        runtime.log(f"UnAvgLip: {note}")
+    seconds["face tracking"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    features, plan = prepare_speech(models.base, models.encoder, waveform, sample_rate, float(rate), len(landmarks),
+                                    settings.length_policy, runtime.log)
+    seconds["audio features"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    total = len(plan.crop_indices)
+    audio = np.asarray(waveform.cpu() if isinstance(waveform, torch.Tensor) else waveform, dtype=np.float32)
+    with Mp4Writer(output_path, info.width, info.height, rate, audio=audio.reshape(-1, audio.shape[-1]),
+                   sample_rate=int(sample_rate), crf=settings.crf, log=runtime.log) as writer:
+        done = 0
+        runtime.report_progress(0, total)
+        for frames in frames_in_order(info, plan.crop_indices, chunk, constant_rate):
+            runtime.raise_if_interrupted()
+            indices = plan.crop_indices[done:done + len(frames)]
+            chunk_runtime = Runtime(device=runtime.device, raise_if_interrupted=runtime.raise_if_interrupted,
+                                    log=runtime.log, report_progress=lambda d, _, first=done: runtime.report_progress(
+                                        first + d, total))
+            writer.write(_dub_chunk(frames, indices, done, crop_plan, features, float(rate), models, settings,
+                                    chunk_runtime))
+            done += len(frames)
+            runtime.report_progress(done, total)
+        if done != total:
+            # Fewer frames decoded the second time (a damaged file): do not leave a short video that looks complete.
+            raise FrameInputError(f"{video_path} gave {done} frames on the second reading but {total} on the first; "
+                                  "the file is damaged. Convert it to mp4 (H.264) and try again.")
+    seconds["lip sync and encoding"] = time.perf_counter() - started
+    return DubReport(output_path, total, rate, info.width, info.height, crop_plan.found_count,
+                     notes + crop_plan.notes + ([plan.note] if plan.note else []), seconds)
+
+
+def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
+    if info.frame_count < 2 and settings.length_policy not in (LOOP_CROPS, PINGPONG_CROPS):
+        raise SettingError(
+            f"{info.path} has only {info.frame_count} frame: there is nothing to move. To make a still photo talk, "
+            f"use length policy {LOOP_CROPS} (the frame is repeated for the whole speech)."
+        )
+
+
+def _track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime) -> list:
+    """The largest face's 68 landmarks in every frame (None where there is no face)."""
+    landmarks = []
+    for frames in iter_frame_chunks(info, chunk, constant_rate=constant_rate):
+        runtime.raise_if_interrupted()
+        for frame in frames:
+            face = choose_face(detect_faces(analysis, frame, with_embedding=False))
+            landmarks.append(None if face is None else face["landmarks68"])
+    return landmarks
+
+
+def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, features, fps, models, settings,
+               runtime):
+    frames = torch.from_numpy(frames_uint8).float().div_(255.0)
+    section = crop_plan.section(source_indices)
+    with_face = [k for k, frame in enumerate(section.frames) if frame.found]
+    if not with_face:
+        return frames_uint8  # nothing to redraw: the frames pass through bit for bit
+    crops = cut_crops(frames[with_face], crop_plan.section([source_indices[k] for k in with_face]))
+    generated = generate_mouths(  # faces only: faceless frames are not generated just to be thrown away
+        models.base.unet, models.codec, crops,
+        lambda indices: frame_features(features, [first_output + with_face[i] for i in indices], fps),
+        batch_size=settings.batch_size, identity=models.identity, runtime=runtime,
+    )
+    pasted, _ = paste_back(frames, generated, section, mode=settings.paste_mode, feather_px=settings.feather_px,
+                           face_parser=models.face_parser)
+    return (pasted.clamp_(0, 1).mul_(255).add_(0.5)).to(torch.uint8).numpy()
+
+
+def frames_in_order(video, indices: list[int], chunk: int, constant_rate=None):
+    """Yield uint8 frame chunks (at most `chunk` frames each) following `indices`, the source frame of each output
+    frame. `video`: a path or its VideoInfo. When every source frame needed fits in one chunk (a still photo
+    looped) they are decoded once and served from memory; otherwise the video is read run by run: forward runs
+    stream, each loop starts a new reading, and backward runs (ping-pong) are read block by block, each block
+    from the keyframe before it."""
+    info = video if isinstance(video, VideoInfo) else probe_video(video)
+    pending = []
+    for piece in _pieces(info, indices, chunk, constant_rate):
+        pending.append(piece)
+        if sum(len(p) for p in pending) >= chunk:
+            joined = np.concatenate(pending)
+            yield joined[:chunk]
+            pending = [joined[chunk:]] if len(joined) > chunk else []
+    if pending and sum(len(p) for p in pending):
+        yield np.concatenate(pending)
+
+
+def _pieces(info: VideoInfo, indices: list[int], chunk: int, constant_rate):
+    if not indices:
+        return
+    needed = max(indices) + 1
+    if needed <= chunk:  # every source frame needed fits in one chunk: decode them once, keep them
+        frames = np.concatenate(list(_forward(info, 0, needed, needed, constant_rate)) or [np.empty((0, 1, 1, 3))])
+        if len(frames) < needed:
+            raise FrameInputError(f"{info.path} gave {len(frames)} frames on the second reading, fewer than the "
+                                  f"{needed} found on the first; the file is damaged. Convert it to mp4 (H.264) "
+                                  "and try again.")
+        for start in range(0, len(indices), chunk):
+            yield frames[indices[start:start + chunk]]
+        return
+    for run in _runs(indices):
+        if run[0] <= run[-1]:
+            yield from _forward(info, run[0], len(run), chunk, constant_rate)
+        else:
+            for top in range(0, len(run), chunk):
+                block = run[top:top + chunk]  # descending source indices
+                pieces = list(_forward(info, block[-1], len(block), len(block), constant_rate))
+                yield np.concatenate(pieces)[::-1].copy()
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Split into runs that step by +1 or by -1."""
+    runs = []
+    for index in indices:
+        if runs:
+            run = runs[-1]
+            step = index - run[-1]
+            if (len(run) == 1 and step in (1, -1)) or (len(run) > 1 and step == run[1] - run[0]):
+                run.append(index)
+                continue
+        runs.append([index])
+    return runs
+
+
+def _forward(info: VideoInfo, start: int, count: int, chunk: int, constant_rate):
+    """`count` frames from frame `start` on, in pieces of at most `chunk`."""
+    remaining = count
+    for frames in iter_frame_chunks(info, chunk, constant_rate=constant_rate, start_frame=start):
+        piece = frames[:remaining]
+        remaining -= len(piece)
+        yield piece
+        if remaining == 0:
+            return
