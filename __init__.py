@@ -9,10 +9,12 @@ import importlib.util
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
+# The frontend extension that gives Load Audio (UnAvgLip) its upload button and player (see web/load_audio.js).
+WEB_DIRECTORY = "./web"
 
 if importlib.util.find_spec("folder_paths") is not None:
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, register_model_folders
 
     register_model_folders()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

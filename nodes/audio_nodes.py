@@ -36,7 +36,7 @@ class LoadAudio:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "audio": (input_audio_files(), {"audio_upload": True}),
+                "audio": (input_audio_files(),),  # upload button and player: web/load_audio.js
                 "start_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01}),
                 "duration_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01,
                                                 "tooltip": "0 loads to the end of the file."}),

@@ -9,84 +9,43 @@ import copy
 import glob
 import json
 import os
-import random
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 import torch
 
-from modules.demo.demo_media import speech_like_signal
-from modules.demo.random_models import (
-    random_vae,
-    tiny_unet,
-    write_hf_whisper,
-    write_musetalk_unet,
-    write_openai_whisper,
-    write_unavglip_checkpoint,
+from comfy_server import (
+    ADAPTERS,
+    COMFYUI_PATH,
+    FACE_BOX,
+    FACELESS_FRAME,
+    FPS,
+    PACK_ROOT,
+    SPEECH_SECONDS,
+    VIDEO_FRAMES,
+    request,
+    run_prompt,
+    sd_vae_ft_mse_random,
 )
-from media_fixtures import write_audio
 from test_workflows import FILE_LIST_INPUTS, SNAPSHOT, SNAPSHOT_KEYS
+from tools.build_workflows import NOTE_TYPE, frontend_extra_widgets
 
-COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run")
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_WhisperLoader", "UnAvgLip_LipSyncSampler",
              "UnAvgLip_FaceAnalysisLoader", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDAdapterLoader",
              "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo"]
-FPS = 25
-VIDEO_FRAMES = {"talking_face.mp4": 6, "face_crops_256.mp4": 4}  # what write_example_inputs writes
-SPEECH_SECONDS = {"new_speech.wav": 0.24, "speech.wav": 0.2}
-ADAPTERS = {"checkpoint-5000/pytorch_model.bin": 5, "checkpoint-10000/pytorch_model.bin": 10}  # file -> seed
-FACE_BOX = (100, 60, 196, 156)  # the stand-in face in frame 0 of talking_face.mp4; it moves 2 px right per frame
-FACELESS_FRAME = 3
-
-
-def sd_vae_ft_mse_random(seed: int = 0):
-    return random_vae(seed, full_size=True)
-
-
-def write_example_inputs(models, inputs) -> None:
-    """What the example workflows load: a stand-in insightface pack, a talking-face video, new speech."""
-    import insightface_standins
-    from media_fixtures import write_video_with_audio
-
-    insightface_standins.write_buffalo_l(str(models / "insightface"))
-    x1, y1, x2, y2 = FACE_BOX
-    frames = np.stack([insightface_standins.face_image(240, 320, box=(x1 + 2 * i, y1, x2 + 2 * i, y2))
-                       for i in range(VIDEO_FRAMES["talking_face.mp4"])])
-    frames[FACELESS_FRAME] = 40  # one frame without a face: it must come back unchanged
-    t = np.arange(int(0.24 * 16000)) / 16000
-    write_video_with_audio(str(inputs / "talking_face.mp4"), frames, FPS, (0.1 * np.sin(2 * np.pi * 200 * t))[None]
-                           .astype(np.float32), 16000)
-    write_wav(str(inputs / "new_speech.wav"), SPEECH_SECONDS["new_speech.wav"])
-    crops = np.stack([insightface_standins.face_image(256, 256, box=(40, 40, 216, 230))
-                      for _ in range(VIDEO_FRAMES["face_crops_256.mp4"])])
-    write_video_with_audio(str(inputs / "face_crops_256.mp4"), crops, FPS, None, 16000)
-
-
-def write_adapter(base, name: str, unet, seed: int) -> None:
-    """models/unavglip/<name> (checkpoint-N/pytorch_model.bin): an UnAvgLip accelerate checkpoint for `unet`."""
-    staging = base / "staging"
-    written = write_unavglip_checkpoint(str(staging), unet, seed=seed)  # staging/checkpoint-1000/pytorch_model.bin
-    assert os.path.basename(written) == os.path.basename(name)
-    target = base / "models" / "unavglip" / os.path.dirname(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(os.path.dirname(written), target)
-    shutil.rmtree(staging)
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
-    """Convert a UI-format workflow to the API format the way the frontend does (widgets in input order)."""
+    """Convert a UI-format workflow to the API format the way the frontend does: one value per widget in input
+    order, the frontend's own widgets (upload buttons, the audio player) after the required ones; notes left out."""
     links = {link[0]: link for link in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
+        if node["type"] == NOTE_TYPE:
+            continue
         info = object_info[node["type"]]
         linked = {entry["name"]: entry["link"] for entry in node["inputs"] if entry.get("link") is not None}
         values = list(node["widgets_values"])
@@ -96,102 +55,15 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 spec = info["input"][section][name]
                 is_widget = isinstance(spec[0], list) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
                 value = values.pop(0) if is_widget and values else None
-                options = spec[1] if len(spec) > 1 else {}
-                for upload, extras in (("video_upload", 1), ("audio_upload", 2)):
-                    if options.get(upload):
-                        del values[:extras]  # the upload button (and audio player) keep a slot each
                 if name in linked:
                     link = links[linked[name]]
                     inputs[name] = [str(link[1]), link[2]]
                 elif is_widget:
                     inputs[name] = value
+            if section == "required":
+                del values[:len(frontend_extra_widgets(node["type"], info))]
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def request(url: str, payload=None):
-    data = json.dumps(payload).encode() if payload is not None else None
-    headers = {"Content-Type": "application/json"} if data else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def write_wav(path: str, seconds: float) -> None:
-    write_audio(path, speech_like_signal(16000, seconds), 16000)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    base = tmp_path_factory.mktemp("comfy")
-    models, nodes_dir, inputs, outputs = (base / name for name in ("models", "custom_nodes", "input", "output"))
-    for folder in (models / "vae", nodes_dir, inputs, outputs):
-        folder.mkdir(parents=True)
-    os.symlink(PACK_ROOT, nodes_dir / "ComfyUI-UnAvgLip")
-    base_unet = tiny_unet(0)  # MuseTalk v1.0 stand-in, and the base model the adapters are made for
-    write_musetalk_unet(str(models / "lipsync"), "v1.0", unet=base_unet)
-    for name, seed in ADAPTERS.items():
-        write_adapter(base, name, base_unet, seed)
-    write_musetalk_unet(str(models / "lipsync"), "v1.5")
-    write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
-    write_hf_whisper(str(models / "audio_encoders" / "whisper-tiny"))
-    write_example_inputs(models, inputs)
-    vae_state = {k: v.contiguous() for k, v in sd_vae_ft_mse_random().state_dict().items()}
-    save_file(vae_state, str(models / "vae" / "vae-ft-mse-840000-ema-pruned.safetensors"))
-    write_wav(str(inputs / "speech.wav"), SPEECH_SECONDS["speech.wav"])
-    (inputs / "corrupt.wav").write_bytes(random.Random(0).randbytes(2048))
-    config = base / "extra_model_paths.yaml"
-    config.write_text(
-        f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"
-        f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n    insightface: models/insightface/\n"
-        f"    unavglip: models/unavglip/\n"
-    )
-    port = free_port()
-    log = open(base / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-         "--extra-model-paths-config", str(config), "--input-directory", str(inputs),
-         "--output-directory", str(outputs), "--disable-auto-launch"],
-        cwd=COMFYUI_PATH, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            request(url + "/system_stats")
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"ComfyUI exited: {(base / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield {"url": url, "log": base / "server.log", "outputs": outputs}
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-
-
-def run_prompt(server, prompt: dict, timeout: float = 600.0) -> dict:
-    status, answer = request(server["url"] + "/prompt", {"prompt": prompt})
-    assert status == 200, answer
-    prompt_id = answer["prompt_id"]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        _, history = request(f"{server['url']}/history/{prompt_id}")
-        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
-            entry = history[prompt_id]
-            if entry["status"]["status_str"] in ("success", "error"):
-                return entry
-        time.sleep(0.5)
-    pytest.fail(f"prompt {prompt_id} did not finish in {timeout} s")
 
 
 def sampler_prompt(audio_file: str, fps: float = 25.0) -> dict:
@@ -401,6 +273,9 @@ def test_workflow_templates_list_the_pack_workflows(server):
     for name in shipped:
         status, served = request(f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.json")
         assert status == 200 and served == load_workflow(name)
+        thumbnail = f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.jpg"
+        with urllib.request.urlopen(thumbnail, timeout=30) as answer:  # the template browser shows it
+            assert answer.status == 200 and answer.read(3) == b"\xff\xd8\xff", thumbnail  # a JPEG
 
 
 def test_pack_imports_and_lists_its_nodes(server):

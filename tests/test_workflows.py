@@ -17,14 +17,19 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))  # each with its <name>.jpg thumbnail
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
 BUILT = ["unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
          "unavglip_dub_video_identity.json", "unavglip_lipsync_face_crops.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-# What the frontend keeps in widgets_values right after an upload widget's value (button; audio player).
-UPLOAD_SLOTS = {"video_upload": ["image"], "image_upload": ["image"], "audio_upload": [None, None]}
+# Widgets the frontend adds after a node's required widgets, and what it saves for them (tests/test_frontend.py
+# checks this in a real browser): an upload button for video_upload combos; the player and upload button that
+# web/load_audio.js gives Load Audio (UnAvgLip).
+FRONTEND_WIDGETS = {"LoadVideo": [("upload", "IMAGEUPLOAD", "image")],
+                    "UnAvgLip_LoadAudio": [("audioUI", "AUDIO_UI", None), ("upload", "AUDIOUPLOAD", None)]}
+NOTE = "MarkdownNote"  # a frontend-only node: no schema, never sent to the server
+GROUPS = {"Inputs", "Face", "Identity", "Lip sync", "Output"}
 # Combos listing files of this machine (model folders, the input folder): their options are not fixed.
 FILE_LIST_INPUTS = {
     ("LoadVideo", "file"),
@@ -47,6 +52,7 @@ MODEL_FOLDERS = {
 PUBLISHED = {"musetalkV15/unet.pth", "musetalk/pytorch_model.bin", "vae-ft-mse-840000-ema-pruned.safetensors",
              "tiny.pt"}  # files with a direct download; the frontend offers it when the file is missing
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
+GROUP_TITLE_HEIGHT = 30  # a group's title bar (font size 24) at the top of its bounding box
 
 
 def load(path: str) -> dict:
@@ -90,21 +96,21 @@ def combo_options(spec: list) -> list:
 
 
 def widget_layout(node_type: str) -> list:
-    """widgets_values as the frontend lays them out: (name, spec) per widget, ("<upload slot>", value) after one."""
+    """widgets_values as the frontend lays them out: (name, spec) per required widget, ("<frontend widget>",
+    value) for each widget the frontend adds, then (name, spec) per optional widget."""
     layout = []
-    for name, spec, _ in schema_inputs(node_type):
-        if is_widget(spec):
-            layout.append((name, spec))
-            for upload, slots in UPLOAD_SLOTS.items():
-                if options_of(spec).get(upload):
-                    layout += [("<upload slot>", value) for value in slots]
+    for section in ("required", "optional"):
+        layout += [(name, spec) for name, spec, required in schema_inputs(node_type)
+                   if is_widget(spec) and required == (section == "required")]
+        if section == "required":
+            layout += [("<frontend widget>", value) for _, _, value in FRONTEND_WIDGETS.get(node_type, [])]
     return layout
 
 
 def widgets(node: dict) -> dict:
     """Widget name -> value of a node (upload slots left out)."""
     return {name: value for (name, _), value in zip(widget_layout(node["type"]), node["widgets_values"])
-            if name != "<upload slot>"}
+            if name != "<frontend widget>"}
 
 
 class Graph:
@@ -114,6 +120,10 @@ class Graph:
         self.workflow = workflow
         self.nodes = {node["id"]: node for node in workflow["nodes"]}
         self.links = {link[0]: link for link in workflow["links"]}
+
+    def note(self) -> str:
+        (note,) = self.of_type(NOTE)
+        return note["widgets_values"][0]
 
     def of_type(self, node_type: str) -> list:
         return [node for node in self.workflow["nodes"] if node["type"] == node_type]
@@ -142,7 +152,7 @@ def test_there_are_workflows():
 
 
 def test_snapshot_holds_exactly_the_nodes_the_workflows_use():
-    used = {node["type"] for path in WORKFLOWS for node in load(path)["nodes"]}
+    used = {node["type"] for path in WORKFLOWS for node in load(path)["nodes"]} - {NOTE}
     assert set(SNAPSHOT) == used
     ours = our_node_ids()
     for node_type, entry in SNAPSHOT.items():
@@ -162,10 +172,16 @@ def test_snapshot_holds_exactly_the_nodes_the_workflows_use():
 def test_workflow_is_consistent(path):
     workflow = load(path)
     assert workflow["version"] == 0.4
-    assert workflow["groups"] == [] and isinstance(workflow["config"], dict)
+    assert isinstance(workflow["config"], dict)
+    assert [group["title"] for group in workflow["groups"]] and {g["title"] for g in workflow["groups"]} <= GROUPS
     nodes = {node["id"]: node for node in workflow["nodes"]}
     assert len(nodes) == len(workflow["nodes"])
+    notes = [node for node in nodes.values() if node["type"] == NOTE]
+    assert len(notes) == 1 and notes[0]["inputs"] == notes[0]["outputs"] == []
+    assert notes[0]["widgets_values"][0].startswith("## ")
     for node in nodes.values():
+        if node["type"] == NOTE:
+            continue
         assert node["type"] in SNAPSHOT, node["type"]
         ours = node["type"].startswith("UnAvgLip_")
         assert node["properties"]["cnr_id"] == ("comfyui-unavglip" if ours else "comfy-core")
@@ -202,6 +218,8 @@ def test_links_and_slots_match_the_schema(path):
         spec = {n: s for n, s, _ in schema_inputs(target_node["type"])}[name]
         assert input_type(spec) == link_type, (link_id, target_node["type"], name)
     for node in nodes.values():
+        if node["type"] == NOTE:
+            continue
         entry = SNAPSHOT[node["type"]]
         assert [(o["name"], o["type"], o["slot_index"]) for o in node["outputs"]] == [
             (name, kind, slot) for slot, (name, kind) in enumerate(zip(entry["output_name"], entry["output"]))]
@@ -209,12 +227,19 @@ def test_links_and_slots_match_the_schema(path):
         sockets = [entry for entry in node["inputs"] if "widget" not in entry]
         assert [(e["name"], e["type"]) for e in sockets] == [
             (name, spec[0]) for name, spec, _ in specs if not is_widget(spec)], node["type"]
-        widget_names = {name: spec for name, spec, _ in specs if is_widget(spec)}
-        for entry in node["inputs"]:
-            if "widget" in entry:  # a widget turned into an input: must be linked, with its own name and type
-                assert entry["widget"] == {"name": entry["name"]} and entry["name"] in widget_names
-                assert entry["type"] == input_type(widget_names[entry["name"]])
-                assert entry["link"] is not None, (node["type"], entry["name"])
+        # After the sockets, a slot per widget (as the frontend saves them), linked or not, in widget order.
+        extras = iter(FRONTEND_WIDGETS.get(node["type"], []))
+        expected = []
+        for name, spec in widget_layout(node["type"]):
+            if name == "<frontend widget>":
+                name, kind, _ = next(extras)
+                expected.append((name, kind))
+            else:
+                expected.append((name, input_type(spec)))
+        widget_slots = [entry for entry in node["inputs"] if "widget" in entry]
+        assert [(e["name"], e["type"]) for e in widget_slots] == expected, node["type"]
+        assert all(e["widget"] == {"name": e["name"]} for e in widget_slots)
+        assert node["inputs"] == sockets + widget_slots, "sockets come first"
         for name, spec, required in specs:
             if required and not is_widget(spec):
                 linked = [e for e in node["inputs"] if e["name"] == name and e["link"] is not None]
@@ -223,7 +248,7 @@ def test_links_and_slots_match_the_schema(path):
 
 def check_widget_value(node_type: str, name: str, spec, value) -> None:
     where = f"{node_type}.{name} = {value!r}"
-    if name == "<upload slot>":
+    if name == "<frontend widget>":
         assert value == spec, where
         return
     kind, options = input_type(spec), options_of(spec)
@@ -249,6 +274,9 @@ def check_widget_value(node_type: str, name: str, spec, value) -> None:
 @pytest.mark.parametrize("path", workflow_params())
 def test_widget_values_are_valid(path):
     for node in load(path)["nodes"]:
+        if node["type"] == NOTE:
+            assert len(node["widgets_values"]) == 1 and isinstance(node["widgets_values"][0], str)
+            continue
         layout = widget_layout(node["type"])
         assert len(node["widgets_values"]) == len(layout), (node["type"], node["widgets_values"])
         for (name, spec), value in zip(layout, node["widgets_values"]):
@@ -266,7 +294,7 @@ def test_widget_checks_catch_bad_values():
            ("UnAvgLip_LipSyncModelLoader", "unet_name", [[]], ""),
            ("UnAvgLip_PasteBack", "color_match", ["BOOLEAN", {}], 0),
            ("SaveVideo", "filename_prefix", ["STRING", {}], None),
-           ("LoadVideo", "<upload slot>", "image", None)]
+           ("LoadVideo", "<frontend widget>", "image", None)]
     for node_type, name, spec, value in bad:
         with pytest.raises(AssertionError):
             check_widget_value(node_type, name, spec, value)
@@ -274,10 +302,10 @@ def test_widget_checks_catch_bad_values():
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
 def test_loaders_name_their_model_files(path):
-    """Each loader lists the file it needs in properties.models (with a url where one is published), and
-    extra.info says where each goes."""
+    """Each loader lists the file it needs in properties.models (with a url where one is published), and the
+    note's table gives each file its folder under ComfyUI/models/."""
     workflow = load(path)
-    info = workflow["extra"]["info"]
+    rows = [line for line in Graph(workflow).note().splitlines() if line.startswith("| `")]
     for node in workflow["nodes"]:
         folder = [(name, directory) for (node_type, name), directory in MODEL_FOLDERS.items()
                   if node_type == node["type"]]
@@ -295,10 +323,10 @@ def test_loaders_name_their_model_files(path):
             assert model["url"].startswith("https://") and model["url"].endswith("/" + file_name.split("/")[-1])
         else:
             assert "url" not in model, model  # none published (adapters, buffalo_l zip, whisper-tiny folder)
-        where = f"models/{directory}/{file_name}"
+        folder = f"`{directory}/`"
         if directory == "insightface":  # insightface reads packs from <root>/models/<pack>/
-            where = f"models/insightface/models/{file_name}/"
-        assert where in info, (where, info)
+            file_name, folder = file_name + "/", "`insightface/models/`"
+        assert [row for row in rows if row.startswith(f"| `{file_name}` | {folder} |")], (file_name, rows)
 
 
 def source_file(graph: Graph, node: dict, input_name: str, loader_widget: str) -> str:
@@ -380,7 +408,7 @@ def test_dubbing_graphs_do_what_they_say(name):
 
 @pytest.mark.parametrize("path", workflow_params())
 def test_layout_is_readable(path):
-    """No two nodes overlap (title bars included); links run left to right, or downwards within a column."""
+    """No two nodes overlap (title bars included); links run left to right, or downwards within a column; groups."""
     workflow = load(path)
     boxes = {node["id"]: (node["pos"][0], node["pos"][1] - TITLE_HEIGHT, node["pos"][0] + node["size"][0],
                           node["pos"][1] + node["size"][1]) for node in workflow["nodes"]}
@@ -392,6 +420,26 @@ def test_layout_is_readable(path):
     for _, source, _, target, _, _ in workflow["links"]:
         (sx, sy, *_), (tx, ty, *_) = boxes[source], boxes[target]
         assert sx < tx or (sx == tx and sy < ty), f"link {source} -> {target} runs backwards"
+    # Titled groups that do not overlap; every node but the note sits inside exactly one, below its title.
+    groups = [(g["title"], g["bounding"]) for g in workflow["groups"]]
+    for i, (title, (x, y, w, h)) in enumerate(groups):
+        for other, (ox, oy, ow, oh) in groups[i + 1:]:
+            assert x + w <= ox or ox + ow <= x or y + h <= oy or oy + oh <= y, f"groups {title} and {other} overlap"
+    for node in workflow["nodes"]:
+        x1, y1, x2, y2 = boxes[node["id"]]
+        inside = [title for title, (x, y, w, h) in groups
+                  if x <= x1 and y + GROUP_TITLE_HEIGHT <= y1 and x2 <= x + w and y2 <= y + h]
+        touching = [title for title, (x, y, w, h) in groups if not (x2 <= x or x + w <= x1 or y2 <= y or y + h <= y1)]
+        assert touching == inside and len(inside) == (0 if node["type"] == NOTE else 1), (node["type"], touching)
+
+
+@pytest.mark.parametrize("path", workflow_params())
+def test_each_workflow_has_a_thumbnail(path):
+    """The template browser shows <name>.jpg beside <name>.json: a real JPEG, small enough to ship."""
+    thumbnail = os.path.splitext(path)[0] + ".jpg"
+    with open(thumbnail, "rb") as handle:
+        data = handle.read()
+    assert data[:3] == b"\xff\xd8\xff" and 10_000 < len(data) < 300_000, (thumbnail, len(data))
 
 
 def test_builder_reproduces_the_committed_workflows(tmp_path):

@@ -2,19 +2,23 @@
 
 Each node's inputs, outputs and widget values are laid out from the node schema in tests/data/object_info_nodes.json
 (the /object_info entries of the nodes used, taken from a real ComfyUI with this pack), so slots, link types and
-widget order agree with the server by construction. Running it again reproduces the files byte for byte.
+widget order agree with the server by construction; the widgets the frontend adds itself follow its rules
+(`frontend_extra_widgets`), which tests/test_frontend.py checks in a real browser. Each graph has a Markdown note
+(what to do, the model files and their folders) and titled groups. Running it again reproduces the files byte for
+byte.
 
-    python tools/build_workflows.py                       # rewrite workflows/*.json (the three built here)
+    python tools/build_workflows.py                       # rewrite workflows/*.json
     python tools/build_workflows.py --output-dir out/      # write them elsewhere (the test compares)
     python tools/build_workflows.py --schema-from object_info.json   # refresh the snapshot from a full dump
         (object_info.json: `curl 127.0.0.1:8188/object_info` of a ComfyUI with this pack and no models installed;
         an http:// address of such a server works too)
-
-workflows/unavglip_lipsync_face_crops.json is not built here.
+    python tools/build_workflows.py --thumbnails-from DIR  # workflows/<name>.jpg from DIR/<name>.png
+        (the screenshots tests/test_frontend.py takes when UNAVGLIP_SCREENSHOTS=DIR is set)
 """
 
 import argparse
 import json
+import math
 import os
 import urllib.request
 import uuid
@@ -23,11 +27,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SCHEMA_KEYS = ("name", "input", "input_order", "output", "output_name")
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-# Slots the frontend keeps in widgets_values right after an upload widget's value (the button, the audio player).
-UPLOAD_SLOTS = {"video_upload": ["image"], "image_upload": ["image"], "audio_upload": [None, None]}
 OUR_PREFIX = "UnAvgLip_"
 OUR_CNR_ID = "comfyui-unavglip"  # pyproject.toml [project] name
 CORE_CNR_ID = "comfy-core"
+NOTE_TYPE = "MarkdownNote"  # a frontend-only node: no schema, never sent to the server
 
 # Model files: (node type, file widget) -> model folder, and the published direct downloads.
 MODEL_WIDGETS = {
@@ -46,16 +49,44 @@ URLS = {
                "65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9/tiny.pt",
 }  # none for whisper-tiny/ (a folder), buffalo_l (a zip to unpack) and UnAvgLip adapters (none are published)
 
-# Node sizes [w, h] (the frontend grows a node that is too small for its widgets).
+# Node sizes [w, h], at least what the frontend computes for each node (it grows a node that is too small, which
+# would make nodes overlap); LoadVideo's includes the preview of a 4:3 video.
 SIZES = {
     "UnAvgLip_LipSyncModelLoader": [340, 110], "UnAvgLip_WhisperLoader": [340, 60], "VAELoader": [340, 60],
-    "LoadVideo": [340, 300], "GetVideoComponents": [260, 90], "UnAvgLip_LoadAudio": [300, 130],
-    "UnAvgLip_FaceAnalysisLoader": [300, 110], "UnAvgLip_FaceCrop": [320, 330], "UnAvgLip_LipSyncSampler": [340, 260],
+    "LoadVideo": [360, 440], "GetVideoComponents": [260, 90], "UnAvgLip_LoadAudio": [320, 190],
+    "UnAvgLip_FaceAnalysisLoader": [320, 110], "UnAvgLip_FaceCrop": [320, 330], "UnAvgLip_LipSyncSampler": [340, 260],
     "UnAvgLip_PasteBack": [320, 200], "CreateVideo": [270, 80], "SaveVideo": [400, 400],
     "UnAvgLip_IDAdapterLoader": [340, 90], "UnAvgLip_IdentityPerceiver": [340, 230],
     "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150], "UnAvgLip_DubVideo": [340, 300],
 }
-COLUMNS = [40, 420, 760, 1120, 1500, 1880, 2260, 2640, 3020]  # x of each column, left to right
+GAP = 60  # between nodes: a node's title bar (30) is drawn above its pos
+GROUP_PAD, GROUP_TITLE = 20, 50  # group margin around its nodes; the group's title bar above the first node
+GROUP_COLORS = {"Inputs": "#3f789e", "Face": "#8a8a3f", "Lip sync": "#3f8a5a", "Identity": "#8a3f76",
+                "Output": "#a1309b", "Compare": "#b06634"}
+NOTE_COLOR, NOTE_BGCOLOR = "#432", "#653"  # the frontend's note colours
+VIEW = (80, 110, 1560, 960)  # screen box the graph is fitted into when opened (and screenshotted)
+READABLE_SCALE = 0.65  # below 0.6 the frontend draws nodes without text (its low-quality zoom threshold)
+THUMBNAIL_WIDTH = 960
+
+
+def frontend_extra_widgets(node_type: str, entry: dict) -> list[dict]:
+    """The widgets the frontend (comfyui-frontend-package 1.38.14) adds after a node's required inputs, each with
+    its input slot's name, type and label and the value it saves; read off its bundled extensions and checked in a
+    real browser (tests/test_frontend.py). Comfy.UploadImage / Comfy.UploadVideo add an upload button (saved as
+    "image") to nodes with an image_upload / video_upload combo; our web/load_audio.js adds an audio player and the
+    audio upload button to Load Audio (UnAvgLip), both saved as null."""
+    required = entry["input"].get("required", {})
+    options = [spec[1] for spec in required.values() if len(spec) > 1 and isinstance(spec[1], dict)]
+    if any(spec.get("control_after_generate") for spec in options):
+        raise ValueError(f"{node_type}: control_after_generate widgets are not modelled; add their rule here")
+    if any(spec.get(key) for spec in options for key in ("image_upload", "video_upload", "animated_image_upload")):
+        return [{"name": "upload", "type": "IMAGEUPLOAD", "label": "choose file to upload", "value": "image"}]
+    if any(spec.get("audio_upload") for spec in options):
+        raise ValueError(f"{node_type}: audio_upload breaks pack nodes in the frontend (see web/load_audio.js)")
+    if node_type == "UnAvgLip_LoadAudio":
+        return [{"name": "audioUI", "type": "AUDIO_UI", "label": "audioUI", "value": None},
+                {"name": "upload", "type": "AUDIOUPLOAD", "label": "upload", "value": None}]
+    return []
 
 
 def is_widget(spec: list) -> bool:
@@ -75,22 +106,43 @@ def load_schema(path: str = SCHEMA_PATH) -> dict:
 
 
 class Graph:
-    """Nodes and links by name; `workflow()` lays them out as the frontend saves them."""
+    """Nodes, links, groups and a note by name; `workflow()` lays them out as the frontend saves them."""
 
     def __init__(self, schema: dict):
         self.schema = schema
-        self.nodes = []  # dicts: id, type, pos, widgets
+        self.nodes = []  # dicts: id, type, pos, widgets (a note: text, size)
         self.links = []  # [id, source id, output name, target id, input name]
+        self.groups = []  # (title, [node ids])
 
-    def add(self, node_type: str, column: int, y: int, **widgets) -> int:
+    def add(self, node_type: str, x: int, y: int, **widgets) -> int:
         entry = self.schema[node_type]
         names = {name for name, spec in schema_inputs(entry) if is_widget(spec)}
         unknown = set(widgets) - names
         if unknown:
             raise ValueError(f"{node_type} has no widget {sorted(unknown)}")
         node_id = len(self.nodes) + 1
-        self.nodes.append({"id": node_id, "type": node_type, "pos": [COLUMNS[column], y], "widgets": widgets})
+        self.nodes.append({"id": node_id, "type": node_type, "pos": [x, y], "widgets": widgets})
         return node_id
+
+    def below(self, node_id: int) -> int:
+        """The y of a node placed under `node_id` in the same column."""
+        node = self._node(node_id)
+        return node["pos"][1] + self.size(node)[1] + GAP
+
+    def right_of(self, *node_ids: int, extra: int = 0) -> int:
+        """The x of a node placed right of the given nodes (extra: room for a group border between them)."""
+        return max(self._box(node_id)[2] for node_id in node_ids) + GAP + extra
+
+    def note(self, text: str, x: int, y: int, size: list) -> int:
+        node_id = len(self.nodes) + 1
+        self.nodes.append({"id": node_id, "type": NOTE_TYPE, "pos": [x, y], "text": text, "size": size})
+        return node_id
+
+    def group(self, title: str, *node_ids: int) -> None:
+        self.groups.append((title, list(node_ids)))
+
+    def size(self, node: dict) -> list:
+        return node["size"] if node["type"] == NOTE_TYPE else SIZES[node["type"]]
 
     def link(self, source: int, output: str, target: int, input_name: str) -> None:
         source_type = self._node(source)["type"]
@@ -116,31 +168,48 @@ class Graph:
         return entry["output"][entry["output_name"].index(output)]
 
     def _widgets_values(self, node: dict) -> list:
+        """One value per widget in the frontend's order: required widgets, the widgets the frontend adds after
+        them, then optional widgets."""
+        entry = self.schema[node["type"]]
         values = []
-        for name, spec in schema_inputs(self.schema[node["type"]]):
-            if not is_widget(spec):
-                continue
-            options = spec[1] if len(spec) > 1 else {}
-            if name in node["widgets"]:
-                values.append(node["widgets"][name])
-            elif "default" in options:
-                values.append(options["default"])
-            else:
-                raise ValueError(f"{node['type']}.{name} has no default; give its value")
-            for upload, slots in UPLOAD_SLOTS.items():
-                if options.get(upload):
-                    values += slots
+        for section in ("required", "optional"):
+            for name in entry["input_order"].get(section, []):
+                spec = entry["input"][section][name]
+                if not is_widget(spec):
+                    continue
+                options = spec[1] if len(spec) > 1 else {}
+                if name in node["widgets"]:
+                    values.append(node["widgets"][name])
+                elif "default" in options:
+                    values.append(options["default"])
+                else:
+                    raise ValueError(f"{node['type']}.{name} has no default; give its value")
+            if section == "required":
+                values += [extra["value"] for extra in frontend_extra_widgets(node["type"], entry)]
         return values
 
     def _inputs(self, node: dict) -> list:
-        """Sockets in input order, then the widgets that are linked (as the frontend keeps converted widgets)."""
+        """Input slots as the frontend saves them: the sockets in input order, then a slot for every widget (linked
+        or not); optional sockets have shape 7 (the frontend's hollow dot)."""
+        entry = self.schema[node["type"]]
         linked = {link[4]: link[0] for link in self.links if link[3] == node["id"]}
-        specs = list(schema_inputs(self.schema[node["type"]]))
-        inputs = [{"name": name, "type": spec[0], "link": linked.get(name)}
-                  for name, spec in specs if not is_widget(spec)]
-        inputs += [{"name": name, "type": "COMBO" if isinstance(spec[0], list) else spec[0], "link": linked[name],
-                    "widget": {"name": name}} for name, spec in specs if is_widget(spec) and name in linked]
-        return inputs
+        sockets, widgets = [], []
+        for section in ("required", "optional"):
+            for name in entry["input_order"].get(section, []):
+                spec = entry["input"][section][name]
+                slot = {"localized_name": name, "name": name}
+                if section == "optional" and not is_widget(spec):
+                    slot["shape"] = 7
+                slot["type"] = "COMBO" if isinstance(spec[0], list) else spec[0]
+                if is_widget(spec):
+                    slot["widget"] = {"name": name}
+                slot["link"] = linked.get(name)
+                (widgets if is_widget(spec) else sockets).append(slot)
+            if section == "required":
+                widgets += [{"localized_name": extra["label"], "name": extra["name"], "type": extra["type"],
+                             "widget": {"name": extra["name"]}, "link": None}
+                            for extra in frontend_extra_widgets(node["type"], entry)]
+        return sockets + widgets
 
     def _models(self, node: dict) -> list | None:
         for (node_type, widget), directory in MODEL_WIDGETS.items():
@@ -154,27 +223,73 @@ class Graph:
         return None
 
     def _order(self) -> dict:
-        """Execution order as the frontend saves it: a topological order, lowest id first among the ready."""
-        waiting = {node["id"]: {link[1] for link in self.links if link[3] == node["id"]} for node in self.nodes}
+        """Execution order as the frontend computes it on load (LiteGraph's computeExecutionOrder): nodes without
+        linked inputs in node order, then breadth first along output slots and their links."""
+        waiting = {node["id"]: sum(1 for link in self.links if link[3] == node["id"]) for node in self.nodes}
+        queue = [node_id for node_id, count in waiting.items() if count == 0]
         order = {}
-        while waiting:
-            ready = min(node_id for node_id, sources in waiting.items() if not sources - set(order))
-            order[ready] = len(order)
-            del waiting[ready]
+        while queue:
+            node_id = queue.pop(0)
+            order[node_id] = len(order)
+            node_type = self._node(node_id)["type"]
+            outputs = [] if node_type == NOTE_TYPE else self.schema[node_type]["output_name"]
+            for output in outputs:
+                for link in self.links:
+                    if link[1] == node_id and link[2] == output:
+                        waiting[link[3]] -= 1
+                        if waiting[link[3]] == 0:
+                            queue.append(link[3])
         return order
 
-    def workflow(self, workflow_id: str, info: str, scale: float) -> dict:
+    def _box(self, node_id: int) -> tuple:
+        """(x1, y1, x2, y2) of a node with its title bar."""
+        node = self._node(node_id)
+        (x, y), (w, h) = node["pos"], self.size(node)
+        return x, y - 30, x + w, y + h
+
+    def _groups(self) -> list:
+        groups = []
+        for index, (title, members) in enumerate(self.groups, start=1):
+            boxes = [self._box(node_id) for node_id in members]
+            x1 = min(b[0] for b in boxes) - GROUP_PAD
+            y1 = min(b[1] for b in boxes) - GROUP_TITLE
+            x2 = max(b[2] for b in boxes) + GROUP_PAD
+            y2 = max(b[3] for b in boxes) + GROUP_PAD
+            groups.append({"id": index, "title": title, "bounding": [x1, y1, x2 - x1, y2 - y1],
+                           "color": GROUP_COLORS[title], "font_size": 24, "flags": {}})
+        return groups
+
+    def _view(self, groups: list) -> dict:
+        """extra.ds: the graph in view when the file is opened in a 1600x1000 window, clear of the frontend's side
+        bar (left) and tabs and Run bar (top); a graph too wide for that opens at READABLE_SCALE, note first."""
+        boxes = [self._box(node["id"]) for node in self.nodes]
+        boxes += [(x, y, x + w, y + h) for x, y, w, h in (group["bounding"] for group in groups)]
+        x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        width, height = max(b[2] for b in boxes) - x1, max(b[3] for b in boxes) - y1
+        left, top, right, bottom = VIEW
+        scale = math.floor(100 * min(1.0, (right - left) / width, (bottom - top) / height)) / 100
+        scale = max(scale, READABLE_SCALE)
+        return {"scale": scale, "offset": [math.ceil(left / scale - x1), math.ceil(top / scale - y1)]}
+
+    def workflow(self, workflow_id: str) -> dict:
         order = self._order()
-        inputs = {node["id"]: self._inputs(node) for node in self.nodes}
+        inputs = {node["id"]: self._inputs(node) for node in self.nodes if node["type"] != NOTE_TYPE}
         slots = {(node_id, entry["name"]): slot for node_id, entries in inputs.items()
                  for slot, entry in enumerate(entries)}
         nodes = []
         for node in self.nodes:
+            if node["type"] == NOTE_TYPE:
+                nodes.append({"id": node["id"], "type": NOTE_TYPE, "pos": node["pos"], "size": node["size"],
+                              "flags": {}, "order": order[node["id"]], "mode": 0, "inputs": [], "outputs": [],
+                              "properties": {}, "widgets_values": [node["text"]], "color": NOTE_COLOR,
+                              "bgcolor": NOTE_BGCOLOR})
+                continue
             entry = self.schema[node["type"]]
             outputs = []
             for slot, (out_name, out_type) in enumerate(zip(entry["output_name"], entry["output"])):
                 ids = [link[0] for link in self.links if link[1] == node["id"] and link[2] == out_name]
-                outputs.append({"name": out_name, "type": out_type, "links": ids, "slot_index": slot})
+                outputs.append({"localized_name": out_name, "name": out_name, "type": out_type, "slot_index": slot,
+                                "links": ids})
             ours = node["type"].startswith(OUR_PREFIX)
             properties = {"cnr_id": OUR_CNR_ID if ours else CORE_CNR_ID, "Node name for S&R": node["type"]}
             models = self._models(node)
@@ -191,6 +306,7 @@ class Graph:
             out_slot = self.schema[source_type]["output_name"].index(output)
             links.append([link_id, source, out_slot, target, slots[(target, input_name)],
                           self._output_type(source_type, output)])
+        groups = self._groups()
         return {
             "id": workflow_id,
             "revision": 0,
@@ -198,36 +314,58 @@ class Graph:
             "last_link_id": len(self.links),
             "nodes": nodes,
             "links": links,
-            "groups": [],
+            "groups": groups,
             "config": {},
-            "extra": {"ds": {"scale": scale, "offset": [0, 0]}, "info": info},
+            "extra": {"ds": self._view(groups), "workflowRendererVersion": "LG"},  # as the frontend saves it
             "version": 0.4,
         }
 
 
 # ---- the graphs ----
 
-V15 = dict(unet="musetalkV15/unet.pth", whisper="whisper-tiny/", geometry="musetalk_v1.5")
-V10 = dict(unet="musetalk/pytorch_model.bin", whisper="tiny.pt", geometry="musetalk_v1.0")
+V15 = dict(unet="musetalkV15/unet.pth", whisper="whisper-tiny/", geometry="musetalk_v1.5", name="MuseTalk v1.5")
+V10 = dict(unet="musetalk/pytorch_model.bin", whisper="tiny.pt", geometry="musetalk_v1.0", name="MuseTalk v1.0")
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 VIDEO_FILE, SPEECH_FILE = "talking_face.mp4", "new_speech.wav"
-INPUT_NOTE = f"Put {VIDEO_FILE} and {SPEECH_FILE} in ComfyUI/input (or pick your own)."
-FILES_V15 = (
-    "models/lipsync/musetalkV15/unet.pth (MuseTalk v1.5, huggingface.co/TMElyralab/MuseTalk), "
-    "models/audio_encoders/whisper-tiny/ (the huggingface.co/openai/whisper-tiny folder: config.json and "
-    f"model.safetensors), models/vae/{VAE_FILE} (stabilityai/sd-vae-ft-mse-original) and "
-    "models/insightface/models/buffalo_l/ (insightface's buffalo_l.zip, unpacked)"
-)
-FILES_V10 = (
-    "models/lipsync/musetalk/pytorch_model.bin (MuseTalk v1.0, huggingface.co/TMElyralab/MuseTalk; its "
-    "musetalk.json beside it is optional), models/audio_encoders/tiny.pt (OpenAI Whisper tiny), "
-    f"models/vae/{VAE_FILE} (stabilityai/sd-vae-ft-mse-original), "
-    "models/insightface/models/buffalo_l/ (insightface's buffalo_l.zip, unpacked)"
-)
-ADAPTER_NOTE = (
-    "No UnAvgLip adapter weights are published: put a checkpoint-N folder of the authors' training code (or a "
-    "file made with `unavglip convert-adapter`) in models/unavglip/."
-)
+NOTE_SIZE = [460, 640]
+MUSETALK = "[TMElyralab/MuseTalk](https://huggingface.co/TMElyralab/MuseTalk)"
+MODEL_ROWS = {  # file -> (folder under ComfyUI/models/, where to get it)
+    "musetalkV15/unet.pth": ("lipsync/", MUSETALK),
+    "musetalk/pytorch_model.bin": ("lipsync/", MUSETALK + " (`musetalk.json` beside it is optional)"),
+    "whisper-tiny/": ("audio_encoders/", "[openai/whisper-tiny](https://huggingface.co/openai/whisper-tiny): "
+                                         "`config.json` + `model.safetensors`"),
+    "tiny.pt": ("audio_encoders/", "OpenAI Whisper tiny (the `tiny.pt` of openai/whisper)"),
+    VAE_FILE: ("vae/", "[stabilityai/sd-vae-ft-mse-original]"
+                       "(https://huggingface.co/stabilityai/sd-vae-ft-mse-original)"),
+    "buffalo_l/": ("insightface/models/", "insightface's `buffalo_l.zip`, unpacked (non-commercial licence)"),
+}
+ADAPTER_ROW = ("unavglip/", "none published: train one, or the authors' `checkpoint-N` folder, or a file made with "
+                            "`unavglip convert-adapter`")
+
+
+def note_text(title: str, steps: list[str], how: str, files: list[str]) -> str:
+    """The Markdown note of a workflow: what to do, what it does, and a table of the model files."""
+    rows = []
+    for name in files:
+        folder, source = MODEL_ROWS.get(name, ADAPTER_ROW)
+        rows.append(f"| `{name}` | `{folder}` | {source} |")
+    return "\n".join([
+        f"## {title}", "",
+        *[f"{number}. {step}" for number, step in enumerate(steps, start=1)], "",
+        how, "",
+        "### Model files", "",
+        "| file | folder under `ComfyUI/models/` | from |",
+        "|---|---|---|",
+        *rows, "",
+        "The pack never downloads anything: a missing file gets a message naming it and its folder.",
+    ]) + "\n"
+
+
+def dub_steps(video: str, speech: str, output: str) -> list[str]:
+    return [f"Put `{video}` and `{speech}` in `ComfyUI/input/`, or pick your own in **Load Video** and **Load "
+            "Audio** (its button uploads a file).",
+            "Put the model files below in their folders.",
+            f"Press **Run**: the video is saved in `ComfyUI/output/{output}`."]
 
 
 def stable_id(name: str) -> str:
@@ -235,36 +373,41 @@ def stable_id(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://github.com/unavglip/ComfyUI-UnAvgLip/workflows/{name}"))
 
 
-def add_model_loaders(g: Graph, versions: dict) -> dict:
-    """Lip-sync UNet, Whisper and VAE loaders in the first column (ids 1-3)."""
-    return {
-        "model": g.add("UnAvgLip_LipSyncModelLoader", 0, 40, unet_name=versions["unet"]),
-        "whisper": g.add("UnAvgLip_WhisperLoader", 0, 190, encoder_name=versions["whisper"]),
-        "vae": g.add("VAELoader", 0, 290, vae_name=VAE_FILE),
-    }
+TOP = 80  # y of the first node in each column: room for the group title above it
+GROUP_GAP = 2 * GROUP_PAD  # extra space between two columns in different groups
 
 
-def add_base(g: Graph, versions: dict) -> dict:
-    """Loaders, video, new speech, face crop: what every dubbing graph starts with (ids 1-8)."""
-    n = {
-        **add_model_loaders(g, versions),
-        "video": g.add("LoadVideo", 0, 390, file=VIDEO_FILE),
-        "parts": g.add("GetVideoComponents", 1, 390),
-        "speech": g.add("UnAvgLip_LoadAudio", 1, 560, audio=SPEECH_FILE),
-        "faces": g.add("UnAvgLip_FaceAnalysisLoader", 1, 40, pack="buffalo_l"),
-    }
-    n["crop"] = g.add("UnAvgLip_FaceCrop", 2, 390, geometry=versions["geometry"])
-    g.link(n["video"], "VIDEO", n["parts"], "video")
-    g.link(n["parts"], "images", n["crop"], "frames")
-    g.link(n["faces"], "insightface", n["crop"], "insightface")
-    g.link(n["parts"], "fps", n["crop"], "fps")
+def add_inputs(g: Graph, x: int, versions: dict, video_file: str = VIDEO_FILE, speech_file: str = SPEECH_FILE,
+               split: bool = True) -> dict:
+    """Inputs group: the video and the new speech, then the model loaders beside them."""
+    n = {"video": g.add("LoadVideo", x, TOP, file=video_file)}
+    n["speech"] = g.add("UnAvgLip_LoadAudio", x, g.below(n["video"]), audio=speech_file)
+    column = g.right_of(n["video"], n["speech"])
+    n["model"] = g.add("UnAvgLip_LipSyncModelLoader", column, TOP, unet_name=versions["unet"])
+    n["whisper"] = g.add("UnAvgLip_WhisperLoader", column, g.below(n["model"]), encoder_name=versions["whisper"])
+    n["vae"] = g.add("VAELoader", column, g.below(n["whisper"]), vae_name=VAE_FILE)
+    n["last"] = n["vae"]
+    if split:
+        n["parts"] = g.add("GetVideoComponents", column, g.below(n["vae"]))
+        g.link(n["video"], "VIDEO", n["parts"], "video")
+        n["last"] = n["parts"]
     return n
 
 
-def add_lipsync(g: Graph, n: dict, model: int, column: int, y: int) -> int:
-    """Sampler (driven by the new speech at the video's rate) then Paste Back, one above the other; -> Paste Back."""
-    sampler = g.add("UnAvgLip_LipSyncSampler", column, y)
-    paste = g.add("UnAvgLip_PasteBack", column, y + 320)
+def add_face(g: Graph, n: dict, x: int, versions: dict) -> None:
+    """Face group: the face analysis, and Face Crop on the video's frames."""
+    n["faces"] = g.add("UnAvgLip_FaceAnalysisLoader", x, TOP, pack="buffalo_l")
+    n["crop"] = g.add("UnAvgLip_FaceCrop", x, g.below(n["faces"]), geometry=versions["geometry"])
+    g.link(n["parts"], "images", n["crop"], "frames")
+    g.link(n["faces"], "insightface", n["crop"], "insightface")
+    g.link(n["parts"], "fps", n["crop"], "fps")
+    g.group("Face", n["faces"], n["crop"])
+
+
+def add_lipsync(g: Graph, n: dict, model: int, x: int) -> tuple[int, int]:
+    """Sampler (driven by the new speech at the video's rate) then Paste Back below it; -> (sampler, paste)."""
+    sampler = g.add("UnAvgLip_LipSyncSampler", x, TOP)
+    paste = g.add("UnAvgLip_PasteBack", x, g.below(sampler))
     g.link(model, "lipsync_model", sampler, "lipsync_model")
     g.link(n["vae"], "VAE", sampler, "vae")
     g.link(n["whisper"], "audio_encoder", sampler, "audio_encoder")
@@ -274,148 +417,151 @@ def add_lipsync(g: Graph, n: dict, model: int, column: int, y: int) -> int:
     g.link(n["parts"], "images", paste, "frames")
     g.link(sampler, "generated_crops", paste, "generated_crops")
     g.link(n["crop"], "crop_info", paste, "crop_info")
-    return paste
+    return sampler, paste
 
 
-def add_output(g: Graph, n: dict, images: int, images_output: str, column: int, prefix: str) -> None:
-    """Create Video with the NEW speech at the video's frame rate, then Save Video."""
-    create = g.add("CreateVideo", column, 40, fps=25.0)  # linked; the value shows until the graph runs
-    save = g.add("SaveVideo", column, 180, filename_prefix=prefix)
+def add_output(g: Graph, n: dict, images: int, images_output: str, x: int, prefix: str, *before: int) -> None:
+    """Output group: Create Video with the NEW speech at the video's frame rate, then Save Video."""
+    create = g.add("CreateVideo", x, TOP, fps=25.0)  # linked; the value shows until the graph runs
+    save = g.add("SaveVideo", x, g.below(create), filename_prefix=prefix)
     g.link(images, images_output, create, "images")
     g.link(n["speech"], "audio", create, "audio")
     g.link(n["parts"], "fps", create, "fps")
     g.link(create, "VIDEO", save, "video")
+    g.group("Output", *before, create, save)
 
 
-def add_identity(g: Graph, n: dict, adapter: int, column: int, y: int) -> int:
-    """Identity Perceiver on the face crops, with the adapter's perceiver; -> the perceiver node."""
-    perceiver = g.add("UnAvgLip_IdentityPerceiver", column, y, mode="raw", embedding_file="none", max_references=4,
+def add_identity(g: Graph, n: dict, x: int, adapter_files: list[str]) -> list[int]:
+    """Identity group: adapter loaders, the Identity Perceiver on the face crops (with the first adapter's
+    perceiver) and one Apply ID-CrossAttn per adapter; -> the patched models."""
+    adapters, y = [], TOP
+    for name in adapter_files:
+        adapters.append(g.add("UnAvgLip_IDAdapterLoader", x, y, adapter_name=name))
+        y = g.below(adapters[-1])
+    perceiver = g.add("UnAvgLip_IdentityPerceiver", x, y, mode="raw", embedding_file="none", max_references=4,
                       save_as="")
-    g.link(adapter, "adapter", perceiver, "adapter")
+    g.link(adapters[0], "adapter", perceiver, "adapter")
     g.link(n["faces"], "insightface", perceiver, "face_analysis")
     g.link(n["crop"], "crops", perceiver, "reference_images")
-    return perceiver
+    column, y, models = g.right_of(perceiver, *adapters), TOP, []
+    for adapter in adapters:
+        apply = g.add("UnAvgLip_IDCrossAttnApply", column, y, strength=0.5, lora_strength=1.0)
+        g.link(n["model"], "lipsync_model", apply, "lipsync_model")
+        g.link(adapter, "adapter", apply, "adapter")
+        g.link(perceiver, "identity", apply, "identity")
+        models.append(apply)
+        y = g.below(apply)
+    g.group("Identity", *adapters, perceiver, *models)
+    return models
 
 
-def add_apply(g: Graph, n: dict, adapter: int, identity: int, column: int, y: int) -> int:
-    apply = g.add("UnAvgLip_IDCrossAttnApply", column, y, strength=0.5, lora_strength=1.0)
-    g.link(n["model"], "lipsync_model", apply, "lipsync_model")
-    g.link(adapter, "adapter", apply, "adapter")
-    g.link(identity, "identity", apply, "identity")
-    return apply
+def dub_graph(schema: dict, versions: dict, adapter_files: list[str], note: str) -> tuple[Graph, dict, list]:
+    """Note, inputs, face, identity (one Apply per adapter, none without), one lip sync per model; -> pastes."""
+    g = Graph(schema)
+    g.note(note, 0, 0, NOTE_SIZE)
+    n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, versions)
+    g.group("Inputs", n["video"], n["speech"], n["model"], n["whisper"], n["vae"], n["parts"])
+    add_face(g, n, g.right_of(n["model"], n["parts"], extra=GROUP_GAP), versions)
+    x = g.right_of(n["faces"], n["crop"], extra=GROUP_GAP)
+    models = [n["model"]]
+    if adapter_files:
+        models = add_identity(g, n, x, adapter_files)
+        x = g.right_of(*models, extra=GROUP_GAP)
+    lipsync = []
+    for model in models:
+        lipsync += add_lipsync(g, n, model, x)
+        x = g.right_of(*lipsync[-2:])
+    g.group("Lip sync", *lipsync)
+    return g, n, lipsync[1::2]
 
 
 def dub_video(schema: dict) -> dict:
-    g = Graph(schema)
-    n = add_base(g, V15)
-    paste = add_lipsync(g, n, n["model"], 3, 40)
-    add_output(g, n, paste, "images", 4, "video/unavglip_dub")
-    info = (
-        "Dub a talking-face video with new speech, MuseTalk v1.5: Get Video Components splits the video into frames "
-        "and frame rate; Face Crop finds the face in every frame (insightface) and cuts MuseTalk's 256x256 crop; the "
-        "Lip-Sync Sampler redraws the mouth from the new speech; Paste Back blends the crops into the frames "
-        "(frames without a face pass through unchanged); Create Video joins them with the new speech at the video's "
-        f"frame rate. {INPUT_NOTE} Model files: {FILES_V15}."
-    )
-    return g.workflow("00000000-0000-0000-0000-0000000005a2", info, 0.7)  # the id it has always had
+    note = note_text(
+        "Dub a video with new speech (MuseTalk v1.5)", dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "**Face Crop** finds the face in every frame and cuts MuseTalk's 256x256 crop; the **Lip-Sync Sampler** "
+        "redraws the mouth from the new speech; **Paste Back** blends it into the frames (frames without a face "
+        "pass through unchanged); **Create Video** adds the new speech at the video's frame rate.",
+        [V15["unet"], V15["whisper"], VAE_FILE, "buffalo_l/"])
+    g, n, (paste,) = dub_graph(schema, V15, [], note)
+    add_output(g, n, paste, "images", g.right_of(paste, extra=GROUP_GAP), "video/unavglip_dub")
+    return g.workflow("00000000-0000-0000-0000-0000000005a2")  # the id it has always had
 
 
 def dub_video_identity(schema: dict) -> dict:
-    g = Graph(schema)
-    n = add_base(g, V10)
-    adapter = g.add("UnAvgLip_IDAdapterLoader", 0, 730, adapter_name="checkpoint-10000/pytorch_model.bin")
-    identity = add_identity(g, n, adapter, 3, 390)
-    model = add_apply(g, n, adapter, identity, 4, 40)
-    paste = add_lipsync(g, n, model, 5, 40)
-    add_output(g, n, paste, "images", 6, "video/unavglip_dub_identity")
-    info = (
-        "Dub a talking-face video with new speech while keeping the person's identity (UnAvgLip on MuseTalk v1.0, "
-        "the model the adapter was trained on): Face Crop cuts MuseTalk v1.0's 256x256 face crops; the Identity "
-        "Perceiver turns up to 4 of them (evenly spaced; frames without a face are skipped) into identity tokens "
-        "with the adapter's perceiver; Apply ID-CrossAttn patches a copy of the lip-sync model with them (strength "
-        "0.5, LoRA 1.0); the Lip-Sync Sampler redraws the mouths from the new speech, Paste Back blends them in and "
-        f"Create Video adds the new speech. {INPUT_NOTE} Model files: {FILES_V10} and "
-        f"models/unavglip/checkpoint-10000/pytorch_model.bin (an UnAvgLip adapter). {ADAPTER_NOTE}"
-    )
-    return g.workflow(stable_id("unavglip_dub_video_identity"), info, 0.6)
+    adapter = "checkpoint-10000/pytorch_model.bin"
+    note = note_text(
+        "Dub a video and keep the person's face (UnAvgLip on MuseTalk v1.0)",
+        dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "The adapter was trained on MuseTalk v1.0. The **Identity Perceiver** turns up to 4 face crops (evenly "
+        "spaced; frames without a face are skipped) into identity tokens; **Apply ID-CrossAttn** patches a copy "
+        "of the lip-sync model with them (strength 0.5, LoRA 1.0); the sampler redraws the mouths, Paste Back "
+        "blends them in, Create Video adds the new speech.",
+        [V10["unet"], V10["whisper"], VAE_FILE, "buffalo_l/", adapter])
+    g, n, (paste,) = dub_graph(schema, V10, [adapter], note)
+    add_output(g, n, paste, "images", g.right_of(paste, extra=GROUP_GAP), "video/unavglip_dub_identity")
+    return g.workflow(stable_id("unavglip_dub_video_identity"))
 
 
 def compare_two_adapters(schema: dict) -> dict:
-    g = Graph(schema)
-    n = add_base(g, V10)
-    first = g.add("UnAvgLip_IDAdapterLoader", 0, 730, adapter_name="checkpoint-5000/pytorch_model.bin")
-    second = g.add("UnAvgLip_IDAdapterLoader", 0, 860, adapter_name="checkpoint-10000/pytorch_model.bin")
-    identity = add_identity(g, n, first, 3, 390)
-    model_first = add_apply(g, n, first, identity, 4, 40)
-    model_second = add_apply(g, n, second, identity, 4, 230)
-    paste_first = add_lipsync(g, n, model_first, 5, 40)
-    paste_second = add_lipsync(g, n, model_second, 6, 40)
-    stitch = g.add("ImageStitch", 7, 40, direction="right", match_image_size=True, spacing_width=0,
+    adapters = ["checkpoint-5000/pytorch_model.bin", "checkpoint-10000/pytorch_model.bin"]
+    note = note_text(
+        "Compare two identity adapters side by side (MuseTalk v1.0)", dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "Left: `checkpoint-5000`, right: `checkpoint-10000` (e.g. two checkpoints of one training run), so the "
+        "saved video is twice as wide. One **Identity Perceiver** reads the person's face embeddings; each **Apply "
+        "ID-CrossAttn** makes its own identity tokens from them with its adapter. Both halves use the same crops, "
+        "speech, strengths and paste; **Image Stitch** puts them next to each other.",
+        [V10["unet"], V10["whisper"], VAE_FILE, "buffalo_l/", *adapters])
+    g, n, (paste_first, paste_second) = dub_graph(schema, V10, adapters, note)
+    x = g.right_of(paste_second, extra=GROUP_GAP)
+    stitch = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
                    spacing_color="white")
     g.link(paste_first, "images", stitch, "image1")
     g.link(paste_second, "images", stitch, "image2")
-    add_output(g, n, stitch, "IMAGE", 8, "video/unavglip_compare_adapters")
-    info = (
-        "Compare two UnAvgLip identity adapters (e.g. two checkpoints of one training run) side by side on the same "
-        "dub, MuseTalk v1.0: left checkpoint-5000, right checkpoint-10000, so the saved video is twice as wide. One "
-        "Identity Perceiver (with the first adapter) reads the person's ArcFace embeddings from the face crops; "
-        "the second Apply ID-CrossAttn makes its own identity tokens from the same embeddings with its adapter's "
-        "perceiver. Both halves use the same face crops, new speech, strengths (0.5, LoRA 1.0) and paste; Image "
-        f"Stitch puts them next to each other and Create Video adds the new speech. {INPUT_NOTE} Model files: "
-        f"{FILES_V10}, models/unavglip/checkpoint-5000/pytorch_model.bin and "
-        f"models/unavglip/checkpoint-10000/pytorch_model.bin (two UnAvgLip adapters). {ADAPTER_NOTE}"
-    )
-    return g.workflow(stable_id("unavglip_compare_two_adapters"), info, 0.5)
+    add_output(g, n, stitch, "IMAGE", g.right_of(stitch), "video/unavglip_compare_adapters", stitch)
+    return g.workflow(stable_id("unavglip_compare_two_adapters"))
 
 
 def dub_long_video(schema: dict) -> dict:
     g = Graph(schema)
-    model, whisper, vae = add_model_loaders(g, V15).values()
-    faces = g.add("UnAvgLip_FaceAnalysisLoader", 0, 390, pack="buffalo_l")
-    video = g.add("LoadVideo", 1, 40, file=VIDEO_FILE)
-    speech = g.add("UnAvgLip_LoadAudio", 1, 390, audio=SPEECH_FILE)
-    dub = g.add("UnAvgLip_DubVideo", 2, 40)
-    save = g.add("SaveVideo", 3, 40, filename_prefix="video/unavglip_dub_long")
-    for source, output, name in ((video, "VIDEO", "video"), (speech, "audio", "audio"),
-                                 (model, "lipsync_model", "lipsync_model"), (vae, "VAE", "vae"),
-                                 (whisper, "audio_encoder", "audio_encoder"), (faces, "insightface", "insightface")):
+    g.note(note_text(
+        "Dub a long video in bounded memory (MuseTalk v1.5)", dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "**Dub Video (streaming)** reads the video file in chunks (face tracking first, then crop, lip sync, paste "
+        "back and encoding chunk by chunk) instead of holding every frame as an IMAGE batch, so a 10-minute video "
+        "needs no more memory than a short one. The result carries the new speech.",
+        [V15["unet"], V15["whisper"], VAE_FILE, "buffalo_l/"]), 0, 0, NOTE_SIZE)
+    n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, V15, split=False)
+    faces = g.add("UnAvgLip_FaceAnalysisLoader", g.right_of(n["video"], n["speech"]), g.below(n["vae"]),
+                  pack="buffalo_l")
+    g.group("Inputs", n["video"], n["speech"], n["model"], n["whisper"], n["vae"], faces)
+    dub = g.add("UnAvgLip_DubVideo", g.right_of(n["model"], faces, extra=GROUP_GAP), TOP)
+    g.group("Lip sync", dub)
+    save = g.add("SaveVideo", g.right_of(dub, extra=GROUP_GAP), TOP, filename_prefix="video/unavglip_dub_long")
+    g.group("Output", save)
+    for source, output, name in ((n["video"], "VIDEO", "video"), (n["speech"], "audio", "audio"),
+                                 (n["model"], "lipsync_model", "lipsync_model"), (n["vae"], "VAE", "vae"),
+                                 (n["whisper"], "audio_encoder", "audio_encoder"), (faces, "insightface", "insightface")):
         g.link(source, output, dub, name)
     g.link(dub, "video", save, "video")
-    info = (
-        "Dub a long video with new speech in bounded memory, MuseTalk v1.5: Dub Video (streaming) reads the video "
-        "file in chunks (face tracking first, then crop, lip sync, paste back and encoding chunk by chunk) instead "
-        "of holding every frame as an IMAGE batch, so a 10-minute video needs no more RAM than a short one. The "
-        f"result carries the new speech. {INPUT_NOTE} Model files: {FILES_V15}."
-    )
-    return g.workflow(stable_id("unavglip_dub_long_video"), info, 0.8)
+    return g.workflow(stable_id("unavglip_dub_long_video"))
 
 
 def lipsync_face_crops(schema: dict) -> dict:
     g = Graph(schema)
-    model, whisper, vae = add_model_loaders(g, V10).values()
-    video = g.add("LoadVideo", 0, 390, file="face_crops_256.mp4")
-    parts = g.add("GetVideoComponents", 1, 390)
-    speech = g.add("UnAvgLip_LoadAudio", 1, 560, audio="speech.wav")
-    sampler = g.add("UnAvgLip_LipSyncSampler", 2, 40)
-    create = g.add("CreateVideo", 3, 40, fps=25.0)
-    save = g.add("SaveVideo", 3, 180, filename_prefix="video/unavglip_lipsync")
-    g.link(video, "VIDEO", parts, "video")
-    for source, output, name in ((model, "lipsync_model", "lipsync_model"), (vae, "VAE", "vae"),
-                                 (whisper, "audio_encoder", "audio_encoder"), (parts, "images", "crops"),
-                                 (speech, "audio", "audio"), (parts, "fps", "fps")):
+    g.note(note_text(
+        "Lip sync a video of face crops (MuseTalk v1.0)", dub_steps("face_crops_256.mp4", "speech.wav", "video/"),
+        "For a video that is already a 256x256 face crop: the **Lip-Sync Sampler** redraws the mouth of every "
+        "frame from the speech. For full-frame videos use `unavglip_dub_video`, which crops and pastes back.",
+        [V10["unet"], V10["whisper"], VAE_FILE]), 0, 0, NOTE_SIZE)
+    n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, V10, "face_crops_256.mp4", "speech.wav")
+    g.group("Inputs", n["video"], n["speech"], n["model"], n["whisper"], n["vae"], n["parts"])
+    sampler = g.add("UnAvgLip_LipSyncSampler", g.right_of(n["model"], n["parts"], extra=GROUP_GAP), TOP)
+    g.group("Lip sync", sampler)
+    for source, output, name in ((n["model"], "lipsync_model", "lipsync_model"), (n["vae"], "VAE", "vae"),
+                                 (n["whisper"], "audio_encoder", "audio_encoder"), (n["parts"], "images", "crops"),
+                                 (n["speech"], "audio", "audio"), (n["parts"], "fps", "fps")):
         g.link(source, output, sampler, name)
-    g.link(sampler, "generated_crops", create, "images")
-    g.link(speech, "audio", create, "audio")
-    g.link(parts, "fps", create, "fps")
-    g.link(create, "VIDEO", save, "video")
-    info = (
-        "MuseTalk v1.0 lip sync of a video that is already a 256x256 face crop, with new speech (for full-frame "
-        "videos use unavglip_dub_video, which crops and pastes back). Put face_crops_256.mp4 and speech.wav in "
-        "ComfyUI/input (or pick your own). Model files: models/lipsync/musetalk/pytorch_model.bin (MuseTalk v1.0, "
-        "huggingface.co/TMElyralab/MuseTalk), models/audio_encoders/tiny.pt (OpenAI Whisper tiny) and "
-        f"models/vae/{VAE_FILE} (stabilityai/sd-vae-ft-mse-original)."
-    )
-    return g.workflow("00000000-0000-0000-0000-0000000005a1", info, 0.8)  # the id it has always had
+    add_output(g, n, sampler, "generated_crops", g.right_of(sampler, extra=GROUP_GAP), "video/unavglip_lipsync")
+    return g.workflow("00000000-0000-0000-0000-0000000005a1")  # the id it has always had
 
 
 WORKFLOWS = {
@@ -442,6 +588,24 @@ def write_workflows(output_dir: str, schema: dict) -> list[str]:
     return paths
 
 
+def write_thumbnails(screenshots: str, output_dir: str) -> list[str]:
+    """<name>.jpg for the template browser from each workflow's screenshot, THUMBNAIL_WIDTH wide."""
+    import cv2  # the pack's own dependency; only this option needs it
+
+    paths = []
+    for file_name in WORKFLOWS:
+        name = os.path.splitext(file_name)[0]
+        image = cv2.imread(os.path.join(screenshots, name + ".png"))
+        if image is None:
+            raise SystemExit(f"no screenshot {name}.png in {screenshots}")
+        height = round(image.shape[0] * THUMBNAIL_WIDTH / image.shape[1])
+        small = cv2.resize(image, (THUMBNAIL_WIDTH, height), interpolation=cv2.INTER_AREA)
+        path = os.path.join(output_dir, name + ".jpg")
+        cv2.imwrite(path, small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        paths.append(path)
+    return paths
+
+
 def snapshot_from(source: str) -> dict:
     """The schema entries of the nodes the workflows use, from a full /object_info (file or http address)."""
     if source.startswith(("http://", "https://")):
@@ -450,7 +614,7 @@ def snapshot_from(source: str) -> dict:
     else:
         with open(source, encoding="utf-8") as handle:
             full = json.load(handle)
-    used = sorted({node["type"] for build in WORKFLOWS.values() for node in build(full)["nodes"]})
+    used = sorted({node["type"] for build in WORKFLOWS.values() for node in build(full)["nodes"]} - {NOTE_TYPE})
     return {node_type: {key: full[node_type][key] for key in SCHEMA_KEYS} for node_type in used}
 
 
@@ -459,7 +623,14 @@ def main(argv=None) -> None:
     parser.add_argument("--output-dir", default=os.path.join(ROOT, "workflows"))
     parser.add_argument("--schema-from", metavar="OBJECT_INFO",
                         help="rewrite the schema snapshot from a full /object_info (file or http address) first")
+    parser.add_argument("--thumbnails-from", metavar="DIR",
+                        help="write workflows/<name>.jpg from the screenshots DIR/<name>.png (tests/test_frontend.py "
+                             "with UNAVGLIP_SCREENSHOTS=DIR), then stop")
     args = parser.parse_args(argv)
+    if args.thumbnails_from:
+        for path in write_thumbnails(args.thumbnails_from, args.output_dir):
+            print(f"wrote {path}")
+        return
     if args.schema_from:
         snapshot = snapshot_from(args.schema_from)
         os.makedirs(os.path.dirname(SCHEMA_PATH), exist_ok=True)

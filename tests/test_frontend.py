@@ -1,0 +1,180 @@
+"""The shipped workflows in the real ComfyUI frontend, in a real (headless) Chromium, dropped onto the page as a user
+drops a file: every node builds, nothing is logged as an error, the frontend keeps every widget value, size, link
+and group (saving it gives back the same file), and what it sends (`app.graphToPrompt()`) is accepted by /prompt and runs to success.
+
+Needs COMFYUI_PATH (a ComfyUI checkout whose Python runs pytest, with its bundled frontend) and Debian's `chromium`
+(or CHROMIUM=path) plus websocket-client; skipped with that reason otherwise. UNAVGLIP_SCREENSHOTS=DIR keeps a
+screenshot of each loaded workflow there (`tools/build_workflows.py --thumbnails-from DIR` makes the thumbnails).
+"""
+
+import base64
+import glob
+import importlib.util
+import json
+import os
+import urllib.request
+
+import pytest
+
+from comfy_server import COMFYUI_PATH, PACK_ROOT, request, run_prompt
+from headless_chromium import Page, chromium_path
+
+WORKFLOWS = sorted(glob.glob(os.path.join(PACK_ROOT, "workflows", "*.json")))
+pytestmark = [
+    pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run"),
+    pytest.mark.skipif(chromium_path() is None, reason="no chromium on PATH (apt-get install chromium)"),
+    pytest.mark.skipif(importlib.util.find_spec("websocket") is None,
+                       reason="websocket-client is not installed (pip install websocket-client)"),
+]
+READY = "!!(window.app && window.app.graph && window.LiteGraph && document.querySelector('#graph-canvas'))"
+# The page asks the internet for release notes; this machine has none, which is not the workflow's fault.
+OFFLINE_NOISE = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_INTERNET_DISCONNECTED", "net::ERR_CONNECTION_REFUSED")
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    page = Page()
+    try:
+        page.goto(server["url"] + "/")
+        page.wait_for(READY, timeout=120)
+        page.pump(3)  # extensions (ours among them) finish loading
+        page.evaluate("app.extensionManager.setting.set('Comfy.Minimap.Visible', false)")  # it would hide a corner
+        yield page
+    finally:
+        page.close()
+
+
+def load(path: str) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def drop_file(page: Page, text: str, name: str, mime: str, target: str = "#graph-canvas") -> None:
+    """Drag a file over `target` and drop it, with the events a user's drop makes."""
+    page.evaluate("""(() => {
+        const file = new File([%s], %s, {type: %s});
+        const data = new DataTransfer();
+        data.items.add(file);
+        const target = document.querySelector(%s);
+        const box = target.getBoundingClientRect();
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            target.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true,
+                                                      clientX: box.x + box.width / 2, clientY: box.y + box.height / 2}));
+        }
+    })()""" % (json.dumps(text), json.dumps(name), json.dumps(mime), json.dumps(target)))
+
+
+def new_errors(page: Page) -> list[str]:
+    return [error for error in page.console_errors if not any(noise in error for noise in OFFLINE_NOISE)]
+
+
+def open_workflow(page: Page, path: str) -> dict:
+    """Drop the workflow file on the canvas and wait until the frontend shows it; -> what the frontend saves."""
+    workflow = load(path)
+    page.evaluate("app.graph.clear()")
+    page.console_errors.clear()
+    drop_file(page, open(path, encoding="utf-8").read(), os.path.basename(path), "application/json")
+    page.wait_for(f"app.graph.nodes.length === {len(workflow['nodes'])}", timeout=60)
+    page.pump(3)  # previews (video, audio) load and may resize their nodes
+    return page.evaluate("app.graph.serialize()")
+
+
+def graph_on_screen(page: Page, workflow: dict) -> dict:
+    """The screen box (a screenshot clip) of the workflow's nodes and groups, in the view it opened with."""
+    boxes = [(n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in workflow["nodes"]]
+    boxes += [(x, y, x + w, y + h) for x, y, w, h in (g["bounding"] for g in workflow["groups"])]
+    scale, (dx, dy) = page.evaluate("[app.canvas.ds.scale, Array.from(app.canvas.ds.offset)]")
+    x1, y1 = (min(b[0] for b in boxes) + dx) * scale - 10, (min(b[1] for b in boxes) + dy) * scale - 10
+    x2, y2 = (max(b[2] for b in boxes) + dx) * scale + 10, (max(b[3] for b in boxes) + dy) * scale + 10
+    return {"x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1, "scale": 1}
+
+
+def screenshot_whole_graph(page: Page, workflow: dict, path: str) -> None:
+    """A screenshot of all of the graph at the scale it opens with, in a window made wide enough for it."""
+    clip = graph_on_screen(page, workflow)
+    width = max(1600, int(clip["x"] + clip["width"]) + 40)
+    page.call("Emulation.setDeviceMetricsOverride", width=width, height=1000, deviceScaleFactor=1, mobile=False)
+    try:
+        page.evaluate("app.canvas.resize(); app.canvas.setDirty(true, true)")
+        page.pump(1.5)
+        data = page.call("Page.captureScreenshot", format="png", clip=graph_on_screen(page, workflow))["data"]
+        with open(path, "wb") as handle:
+            handle.write(base64.b64decode(data))
+    finally:
+        page.call("Emulation.setDeviceMetricsOverride", width=1600, height=1000, deviceScaleFactor=1, mobile=False)
+        page.evaluate("app.canvas.resize()")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_workflow_loads_unchanged(page, path, tmp_path):
+    """Run before the workflows are queued, so their screenshots show no run's notices."""
+    workflow = load(path)
+    saved = open_workflow(page, path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    shots = os.environ.get("UNAVGLIP_SCREENSHOTS") or str(tmp_path)
+    os.makedirs(shots, exist_ok=True)
+    opened = graph_on_screen(page, workflow)
+    assert opened["x"] >= 60 and opened["y"] >= 90, f"{name} opens partly hidden behind the side bar or tabs"
+    assert page.evaluate("app.canvas.ds.scale") >= 0.6, "opens zoomed out so far that the frontend hides the text"
+    broken = page.evaluate("""app.graph.nodes.filter(n => !n.isVirtualNode && (n.has_errors
+        || !LiteGraph.registered_node_types[n.type] || !n.constructor.nodeData)).map(n => `${n.id} ${n.type}`)""")
+    assert broken == [], f"broken or missing nodes: {broken}"
+    assert new_errors(page) == [], "console errors while loading"
+    assert len(saved["nodes"]) == len(workflow["nodes"]) and len(saved["links"]) == len(workflow["links"])
+    assert [(g["title"], g["bounding"]) for g in saved["groups"]] == [
+        (g["title"], g["bounding"]) for g in workflow["groups"]]
+    saved_nodes = {node["id"]: node for node in saved["nodes"]}
+    for node in workflow["nodes"]:
+        kept = saved_nodes[node["id"]]
+        where = f"{name} node {node['id']} {node['type']}"
+        assert kept["type"] == node["type"], where
+        assert kept["widgets_values"] == node["widgets_values"], where
+        assert list(kept["size"]) == node["size"], f"{where}: the frontend resized it (nodes may now overlap)"
+        assert list(kept["pos"]) == node["pos"], where
+    assert sorted(map(tuple, saved["links"])) == sorted(map(tuple, workflow["links"]))
+    assert saved == workflow  # the file is exactly what the frontend saves after opening it
+    screenshot_whole_graph(page, workflow, os.path.join(shots, name + ".png"))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_what_the_frontend_sends_runs(server, page, path):
+    """graphToPrompt() of the dropped workflow (the notes left out, every node with its class) is accepted by
+    /prompt and runs to success on the stand-in models, saving a video."""
+    workflow = load(path)
+    open_workflow(page, path)
+    prompt = page.evaluate("(async () => (await app.graphToPrompt()).output)()")
+    assert set(prompt) == {str(n["id"]) for n in workflow["nodes"] if n["type"] != "MarkdownNote"}
+    assert all(entry.get("class_type") for entry in prompt.values()), prompt
+    entry = run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    saved = [item for output in entry["outputs"].values() for key in ("images", "videos", "video")
+             for item in output.get(key, [])]
+    assert saved and all(item["filename"].endswith(".mp4") for item in saved), entry["outputs"]
+    assert new_errors(page) == []
+
+
+def test_load_audio_has_a_player_and_uploads(server, page):
+    """Load Audio (UnAvgLip) gets core Load Audio's player (playing the chosen file) and upload: a file dropped on
+    the node is uploaded to the input folder and offered in the list (as core Load Audio does in this frontend, which
+    uploads without selecting the file)."""
+    page.evaluate("app.graph.clear()")
+    page.console_errors.clear()
+    names = page.evaluate("""(() => { const node = LiteGraph.createNode("UnAvgLip_LoadAudio"); app.graph.add(node);
+        node.widgets[0].value = "speech.wav"; node.widgets[0].callback?.("speech.wav"); window.unavglipNode = node;
+        return node.widgets.map(w => w.name) })()""")
+    assert names == ["audio", "start_seconds", "duration_seconds", "audioUI", "upload"]
+    source = page.wait_for("unavglipNode.widgets.find(w => w.name === 'audioUI').element.src")
+    assert "filename=speech.wav" in source and "type=input" in source
+    with urllib.request.urlopen(source, timeout=30) as answer:
+        assert answer.status == 200 and answer.read(4) == b"RIFF"  # the player plays the real file
+
+    wav = (server["inputs"] / "speech.wav").read_bytes()
+    page.evaluate("""(() => { const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(%s)], "dropped_speech.wav", {type: "audio/wav"}));
+        unavglipNode.onDragDrop(new DragEvent("drop", {dataTransfer: data})) })()""" % json.dumps(list(wav)))
+    page.wait_for("unavglipNode.widgets[0].options.values.includes('dropped_speech.wav')", timeout=30)
+    assert (server["inputs"] / "dropped_speech.wav").read_bytes() == wav
+    assert new_errors(page) == []
+    status, _ = request(server["url"] + "/system_stats")
+    assert status == 200
