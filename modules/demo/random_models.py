@@ -4,11 +4,13 @@ Shapes are small, but the files have the same layout, key names and container fo
 go through the real loaders.
 """
 
+import collections
 import json
 import os
 
 import torch
 
+from ..evaluation.syncnet import SyncNet
 from ..musetalk.musetalk_unet import MUSETALK_UNET_CONFIG
 
 TINY_UNET_CONFIG = dict(
@@ -242,4 +244,37 @@ def write_unavglip_checkpoint(folder: str, unet, **options) -> str:
     os.makedirs(checkpoint, exist_ok=True)
     path = os.path.join(checkpoint, "pytorch_model.bin")
     torch.save(unavglip_checkpoint_state(unet, **options), path)
+    return path
+
+
+# Shrinks the random towers' outputs so embedding distances land near real
+# LSE-D values (~5-15) instead of ~1e4, which keeps float32 test tolerances tight.
+SYNCNET_OUTPUT_GAIN = {"netfclip.3.weight": 2.5e-4, "netfcaud.3.weight": 5e-3}
+
+
+def write_syncnet(path: str, seed: int = 0) -> str:
+    """Write random weights in the published layout (for tests): an OrderedDict
+    of float32 CPU tensors, no BatchNorm counters, legacy (non-zip) torch format."""
+    generator = torch.Generator().manual_seed(seed)
+    model = SyncNet()
+    state = collections.OrderedDict()
+    for key, value in model.state_dict().items():
+        if key.endswith(".num_batches_tracked"):
+            continue
+        if key.endswith("running_var"):
+            # Keep variances positive so eval-mode BatchNorm stays finite.
+            fresh = 0.5 + torch.rand(value.shape, generator=generator)
+        elif value.dim() > 1:
+            # Fan-in scaling keeps activations in a sane range through 7 layers.
+            fan_in = value[0].numel()
+            fresh = torch.randn(value.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+        elif key.endswith(".weight"):  # BatchNorm scale
+            fresh = 1.0 + 0.1 * torch.randn(value.shape, generator=generator)
+        else:  # biases, BatchNorm shift and running mean
+            fresh = 0.1 * torch.randn(value.shape, generator=generator)
+        if key in SYNCNET_OUTPUT_GAIN:
+            fresh = fresh * SYNCNET_OUTPUT_GAIN[key]
+        state[key] = fresh.float()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(state, path, _use_new_zipfile_serialization=False)
     return path
