@@ -3,7 +3,7 @@
 One sub-package per concern. `LAYERS` lists them from the bottom up, with the three top-level modules at their
 places: `errors` and `runtime` at the bottom (everything may use them), `cli` at the very top. A name may import
 only itself and the names listed before it (tests/test_layers.py checks every import, also those inside
-functions). `evaluation` and `training` are not written yet; their places are reserved here.
+functions). `training` is not written yet; its place is reserved here.
 """
 
 LAYERS = (
@@ -17,7 +17,7 @@ LAYERS = (
     "identity",  # the UnAvgLip identity adapter, its files and embeddings, the identity patch
     "lipsync",  # single-step inference (with an identity), frame plan, the crops + speech pipeline
     "dub",  # a whole video file dubbed in bounded memory
-    "evaluation",  # (to come) metrics on generated crops and dubbed videos
+    "evaluation",  # metrics of a dub: identity, sharpness, lip sync (SyncNet), mouth motion; plots
     "training",  # (to come) training the identity adapter; may use evaluation for validation
     "demo",  # the made-up clip and the random-weight model writers
     "cli",  # the `unavglip` command
