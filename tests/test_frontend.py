@@ -178,3 +178,30 @@ def test_load_audio_has_a_player_and_uploads(server, page):
     assert new_errors(page) == []
     status, _ = request(server["url"] + "/system_stats")
     assert status == 200
+
+
+def test_workflows_still_load_without_our_extension(server):
+    """With web/load_audio.js not served (another frontend, extensions off), Load Audio (UnAvgLip) still builds
+    from the shipped file, without error, and keeps its file, start and duration."""
+    path = os.path.join(PACK_ROOT, "workflows", "unavglip_dub_video.json")
+    workflow = load(path)
+    bare = Page()
+    try:
+        bare.call("Network.enable")
+        bare.call("Network.setBlockedURLs", urls=["*/extensions/ComfyUI-UnAvgLip/*"])
+        bare.goto(server["url"] + "/")
+        bare.wait_for(READY, timeout=120)
+        bare.pump(3)
+        assert not bare.evaluate("app.extensions.some(e => e.name === 'UnAvgLip.LoadAudio')")
+        saved = open_workflow(bare, path)
+        assert new_errors(bare) == [], "console errors while loading"
+        (speech,) = [n for n in workflow["nodes"] if n["type"] == "UnAvgLip_LoadAudio"]
+        (kept,) = [n for n in saved["nodes"] if n["id"] == speech["id"]]
+        assert bare.evaluate(f"app.graph.getNodeById({speech['id']}).widgets.map(w => w.name)") == [
+            "audio", "start_seconds", "duration_seconds"]
+        assert kept["widgets_values"][:3] == speech["widgets_values"][:3]
+        prompt = bare.evaluate("(async () => (await app.graphToPrompt()).output)()")
+        assert prompt[str(speech["id"])]["inputs"] == {"audio": "new_speech.wav", "start_seconds": 0,
+                                                       "duration_seconds": 0}
+    finally:
+        bare.close()
