@@ -136,14 +136,15 @@ def run_dub(args) -> int:
 
 
 class ProgressLine:
-    def __init__(self):
+    def __init__(self, label: str = "lip sync"):
+        self.label = label
         self.started = time.perf_counter()
 
     def update(self, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
         end = "\n" if done >= total else ""
-        print(f"\rlip sync {done}/{total} frames ({rate:.1f} frames/s)", end=end, file=sys.stderr, flush=True)
+        print(f"\r{self.label} {done}/{total} frames ({rate:.1f} frames/s)", end=end, file=sys.stderr, flush=True)
 
 
 def load_dub_models(found: dict, args, device):
@@ -220,6 +221,62 @@ def video_frames(path: str, count: int) -> list[np.ndarray]:
             for index in evenly_spaced(info.frame_count, count)]
 
 
+# ---- eval ----
+
+
+def run_eval(args) -> int:
+    import json
+
+    import cv2
+
+    from .audio.audio_file import load_audio_file
+    from .audio.speech_input import mono_16k
+    from .evaluation.plots import plot_scores, summary_table
+    from .evaluation.scoring import score_video_files
+    from .evaluation.syncnet import FILE_NAME, load_syncnet
+    from .face.face_analysis import load_face_analysis
+    from .identity.identity_embeddings import embeddings_from_images
+
+    device = pick_device(args.cpu)
+    samples, sample_rate = load_audio_file(args.audio)
+    speech = mono_16k(samples, sample_rate)
+    found = find_model_files(args.models_dir) if args.models_dir else {"face analysis": None}
+    analysis = None
+    if found["face analysis"]:
+        root = os.path.dirname(os.path.dirname(found["face analysis"]))
+        analysis = load_face_analysis(root, os.path.basename(found["face analysis"]),
+                                      "CUDA" if device.type == "cuda" else "CPU")
+    else:
+        print("No face analysis (insightface/models/buffalo_l in --models-dir): the face metrics and LSE are not "
+              "computed.", file=sys.stderr)
+    syncnet_path = args.syncnet or (os.path.join(args.models_dir, "syncnet", FILE_NAME) if args.models_dir else None)
+    syncnet = None
+    if syncnet_path and (args.syncnet or os.path.isfile(syncnet_path)):
+        syncnet = load_syncnet(syncnet_path, device)
+    references = None
+    if args.reference:
+        if analysis is None:
+            raise UnAvgLipError("--reference needs the face analysis: give --models-dir with insightface/models/buffalo_l.")
+        references = embeddings_from_images(analysis, reference_images(args.reference))
+    summary = score_video_files(args.video, speech, args.original, analysis, syncnet, references, device,
+                                on_progress=ProgressLine("scoring").update)
+    summary["inputs"] = {"video": args.video, "audio": args.audio, "original": args.original,
+                         "reference": args.reference, "syncnet": syncnet_path if syncnet else None}
+    print(summary_table({os.path.basename(args.video): summary}))
+    for name, entry in summary["metrics"].items():
+        if not entry["computed"]:
+            print(f"  {name}: not computed ({entry['why']})")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+        print(f"Wrote {args.json}")
+    if args.plot:
+        if not cv2.imwrite(args.plot, plot_scores({os.path.basename(args.video): summary})[:, :, ::-1]):
+            raise UnAvgLipError(f"Cannot write the plot {args.plot}; give a .png path in a folder that exists.")
+        print(f"Wrote {args.plot}")
+    return 0
+
+
 # ---- check, convert ----
 
 
@@ -267,6 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--lora-strength", type=float, default=1.0)
     dub.add_argument("--cpu", action="store_true")
 
+    evaluate = commands.add_parser("eval", help="score a dub: lip sync (LSE-C/D), identity, SSIM/PSNR, mouth "
+                                                "motion (streams the video)")
+    evaluate.add_argument("--video", required=True, help="the dubbed video")
+    evaluate.add_argument("--audio", required=True, help="the speech it was dubbed with (any audio or video file)")
+    evaluate.add_argument("--original", help="the video it was made from: SSIM/PSNR, landmark distance, identity")
+    evaluate.add_argument("--reference", action="append", help="a photo of the person (repeatable): identity "
+                                                               "when there is no --original")
+    evaluate.add_argument("--syncnet", help=f"joonson/syncnet_python's syncnet_v2.model (default: "
+                                            f"<models-dir>/syncnet/syncnet_v2.model when it is there)")
+    evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l")
+    evaluate.add_argument("--json", help="write every metric and per-frame curve here")
+    evaluate.add_argument("--plot", help="write the per-frame plot here (.png)")
+    evaluate.add_argument("--cpu", action="store_true")
     check = commands.add_parser("check", help="list which model files are present")
     check.add_argument("--models-dir", required=True)
     convert = commands.add_parser("convert-adapter", help="UnAvgLip checkpoint -> adapter-only .safetensors")
@@ -279,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    runners = {"demo": run_demo, "dub": run_dub, "check": run_check, "convert-adapter": run_convert}
+    runners = {"demo": run_demo, "dub": run_dub, "eval": run_eval, "check": run_check, "convert-adapter": run_convert}
     try:
         return runners[args.command](args)
     except UnAvgLipError as error:

@@ -1,0 +1,74 @@
+"""`unavglip eval`: a dubbed video and its original, scored from files with the real loaders (stand-in insightface
+pack, random-weight SyncNet in the published format): the table, the JSON, the plot; and what it says when a model
+or an input is missing or wrong."""
+
+import json
+
+import cv2
+import numpy as np
+
+import insightface_standins as standins
+from media_fixtures import write_audio, write_video_with_audio
+from modules.cli import main
+from modules.demo.demo_media import speech_like_signal
+from modules.demo.random_models import write_syncnet
+
+FRAMES = 15
+
+
+def write_inputs(tmp_path):
+    models = tmp_path / "models"
+    standins.write_buffalo_l(str(models / "insightface"))
+    write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=2)
+    for name, shift in (("dub.mp4", 4), ("in.mp4", 0)):
+        frames = np.stack([standins.face_image(box=(100 + shift + i, 60, 196 + shift + i, 156))
+                           for i in range(FRAMES)])
+        write_video_with_audio(str(tmp_path / name), frames, 25, None, 16000)
+    write_audio(str(tmp_path / "speech.wav"), speech_like_signal(16000, FRAMES / 25), 16000)
+    return models
+
+
+def test_eval_scores_a_dub_against_its_original(tmp_path, capsys):
+    models = write_inputs(tmp_path)
+    out_json, out_plot = tmp_path / "scores.json", tmp_path / "scores.png"
+    code = main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"),
+                 "--original", str(tmp_path / "in.mp4"), "--models-dir", str(models), "--json", str(out_json),
+                 "--plot", str(out_plot), "--cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == ["metric", "dub.mp4"]
+    summary = json.loads(out_json.read_text())
+    metrics = summary["metrics"]
+    assert summary["frames"] == FRAMES and summary["fps"] == 25.0
+    assert all(metrics[name]["computed"] for name in ("lse_c", "lse_d", "ssim", "psnr_mouth", "lmd_px",
+                                                      "identity_cosine", "mouth_opening"))
+    assert metrics["lmd_px"]["value"] == np.float64(metrics["lmd_px"]["value"]) and 3 < metrics["lmd_px"]["value"] < 5
+    assert len(summary["per_frame"]["sync_confidence"]) == metrics["lse_c"]["frames"] == FRAMES - 5
+    assert summary["inputs"]["syncnet"].endswith("syncnet_v2.model")
+    plot = cv2.imread(str(out_plot))
+    assert plot is not None and plot.shape[1] == 1200 and plot.std() > 10
+
+
+def test_eval_without_models_says_what_was_not_computed(tmp_path, capsys):
+    write_inputs(tmp_path)
+    code = main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"), "--cpu"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "No face analysis" in captured.err
+    assert "lse_c: not computed (no SyncNet given" in captured.out
+    assert "identity_cosine: not computed (no face analysis given)" in captured.out
+
+
+def test_eval_with_bad_input_gives_a_clear_message(tmp_path, capsys):
+    models = write_inputs(tmp_path)
+    (tmp_path / "noise.wav").write_bytes(b"RIFF but not really audio" * 10)
+    assert main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "noise.wav")]) == 2
+    assert "unavglip:" in capsys.readouterr().err
+    (models / "syncnet" / "syncnet_v2.model").write_bytes(b"\x80\x02" + bytes(100))
+    assert main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"),
+                 "--models-dir", str(models)]) == 2
+    assert "SyncNet" in capsys.readouterr().err
+    (models / "syncnet" / "syncnet_v2.model").unlink()
+    assert main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"),
+                 "--reference", str(tmp_path / "missing.jpg"), "--models-dir", str(models)]) == 2
+    assert "reference image" in capsys.readouterr().err
