@@ -3,6 +3,7 @@
 from .adapter_nodes import IDAdapterLoader, IDCrossAttnApply, IdentityPerceiver
 from .audio_nodes import LoadAudio
 from .dub_node import DubVideo
+from .evaluation_nodes import CompareDubs, EvaluateDub, SyncNetLoader
 from .face_nodes import FaceAnalysisLoader, FaceCrop, PasteBack
 from .loader_nodes import LipSyncModelLoader, WhisperLoader
 from .model_folders import register_model_folders
@@ -20,6 +21,9 @@ NODE_CLASS_MAPPINGS = {
     "UnAvgLip_IdentityPerceiver": IdentityPerceiver,
     "UnAvgLip_IDCrossAttnApply": IDCrossAttnApply,
     "UnAvgLip_DubVideo": DubVideo,
+    "UnAvgLip_SyncNetLoader": SyncNetLoader,
+    "UnAvgLip_EvaluateDub": EvaluateDub,
+    "UnAvgLip_CompareDubs": CompareDubs,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -34,6 +38,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "UnAvgLip_IdentityPerceiver": "Identity Perceiver (UnAvgLip)",
     "UnAvgLip_IDCrossAttnApply": "Apply ID-CrossAttn (UnAvgLip)",
     "UnAvgLip_DubVideo": "Dub Video, streaming (UnAvgLip)",
+    "UnAvgLip_SyncNetLoader": "Load SyncNet (UnAvgLip)",
+    "UnAvgLip_EvaluateDub": "Evaluate Dub (UnAvgLip)",
+    "UnAvgLip_CompareDubs": "Compare Dubs (UnAvgLip)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folders"]

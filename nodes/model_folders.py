@@ -11,8 +11,10 @@ AUDIO_ENCODER_FOLDER = "audio_encoders"  # core already registers it; Whisper ti
 INSIGHTFACE_FOLDER = "insightface"  # the root insightface reads; packs live in its models/<pack>/ subfolder
 ADAPTER_FOLDER = "unavglip"  # identity adapters: checkpoint-N/pytorch_model.bin or converted .safetensors
 FACE_PARSING_FOLDER = "face_parsing"  # BiSeNet 79999_iter.pth for the jaw / full_face paste modes
+SYNCNET_FOLDER = "syncnet"  # joonson/syncnet_python's syncnet_v2.model, for the lip-sync metrics
 WEIGHT_EXTENSIONS = {".bin", ".pth", ".pt", ".safetensors", ".sft", ".ckpt"}
-FOLDER_EXTENSIONS = {INSIGHTFACE_FOLDER: {".onnx"}}  # folders not listed hold WEIGHT_EXTENSIONS
+# Folders not listed hold WEIGHT_EXTENSIONS; SyncNet's published file ends in .model.
+FOLDER_EXTENSIONS = {INSIGHTFACE_FOLDER: {".onnx"}, SYNCNET_FOLDER: WEIGHT_EXTENSIONS | {".model"}}
 
 WHERE_TO_GET = {
     LIPSYNC_FOLDER: "MuseTalk's weights from huggingface.co/TMElyralab/MuseTalk (musetalk/pytorch_model.bin with "
@@ -23,6 +25,7 @@ WHERE_TO_GET = {
     "folder)",
     ADAPTER_FOLDER: "an UnAvgLip identity adapter (the authors' checkpoint-N/pytorch_model.bin folder, or a file "
     "made with `unavglip convert-adapter`; no official weights are published yet)",
+    SYNCNET_FOLDER: "syncnet_v2.model of github.com/joonson/syncnet_python (its download_model.sh names the address)",
     FACE_PARSING_FOLDER: "79999_iter.pth, the BiSeNet face-parsing model of github.com/zllrunning/face-parsing.PyTorch "
     "(MuseTalk's models/face-parse-bisent/ holds the same file)",
 }
@@ -30,7 +33,8 @@ WHERE_TO_GET = {
 
 def register_model_folders() -> None:
     """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
-    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER, ADAPTER_FOLDER):
+    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER, ADAPTER_FOLDER,
+                 SYNCNET_FOLDER):
         default = os.path.join(folder_paths.models_dir, name)
         known = folder_paths.folder_names_and_paths.get(name)
         if known is None:
@@ -40,8 +44,9 @@ def register_model_folders() -> None:
 
 
 def weight_files(folder_name: str) -> list[str]:
+    extensions = FOLDER_EXTENSIONS.get(folder_name, WEIGHT_EXTENSIONS)
     return [name for name in folder_paths.get_filename_list(folder_name)
-            if os.path.splitext(name)[1].lower() in WEIGHT_EXTENSIONS]
+            if os.path.splitext(name)[1].lower() in extensions]
 
 
 def hf_model_folders(folder_name: str) -> list[str]:

@@ -35,7 +35,8 @@ from tools.build_workflows import NOTE_TYPE, frontend_extra_widgets
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run")
 OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_WhisperLoader", "UnAvgLip_LipSyncSampler",
              "UnAvgLip_FaceAnalysisLoader", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDAdapterLoader",
-             "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo"]
+             "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo", "UnAvgLip_SyncNetLoader",
+             "UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs"]
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:

@@ -1,0 +1,149 @@
+"""Scoring nodes: Load SyncNet, Evaluate Dub (one version) and Compare Dubs (two to four versions side by side).
+
+The metrics are those of modules/evaluation: identity cosine (ArcFace, the authors' identity consistency), SSIM /
+PSNR on the whole frame and the mouth half, LSE-C / LSE-D (SyncNet, as joonson/syncnet_python computes them on our
+face track), mouth landmark distance and the mouth opening on silent speech. Every model is an optional input: a
+metric whose model or input is missing is reported as not computed, with the reason.
+"""
+
+import json
+
+import numpy as np
+import torch
+
+from ..modules.audio.speech_input import mono_16k
+from ..modules.errors import FrameInputError, SettingError
+from ..modules.evaluation.plots import plot_scores, summary_table
+from ..modules.evaluation.scoring import score_frames
+from ..modules.evaluation.syncnet import load_syncnet
+from ..modules.identity.identity_embeddings import embeddings_from_images
+from .comfy_runtime import comfy_runtime, logger
+from .face_nodes import check_analysis
+from .model_folders import SYNCNET_FOLDER, full_path, weight_files
+from .model_handles import load_to_device, wrap_module
+
+SYNCNET_TYPE = "UNAVGLIP_SYNCNET"  # a ModelPatcher around modules.evaluation.syncnet.SyncNet
+CATEGORY = "UnAvgLip/evaluation"
+FPS_INPUT = ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
+                       "tooltip": "The frames' rate (link Get Video Components' fps). SyncNet scores at 25 fps: "
+                                  "other rates are resampled for it."})
+
+
+def optional_inputs() -> dict:
+    return {
+        "original": ("IMAGE", {"tooltip": "The frames the dub was made from (same count and size): SSIM, PSNR, "
+                                          "landmark distance and identity against them."}),
+        "audio": ("AUDIO", {"tooltip": "The speech the dub was made with: lip sync and the silence check."}),
+        "face_analysis": ("INSIGHTFACE", {"tooltip": "Face Analysis Loader (UnAvgLip), or IPAdapter / InstantID's "
+                                                     "insightface: identity, landmarks and SyncNet's face track."}),
+        "syncnet": (SYNCNET_TYPE, {"tooltip": "Load SyncNet (UnAvgLip): LSE-C / LSE-D."}),
+        "reference_images": ("IMAGE", {"tooltip": "Photos of the person: identity when there is no original."}),
+    }
+
+
+def frames_uint8(images: torch.Tensor, what: str) -> np.ndarray:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+        raise FrameInputError(f"{what} must be an IMAGE batch [N, H, W, 3].")
+    return (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def score_version(generated, fps, node_id, original=None, audio=None, face_analysis=None, syncnet=None,
+                  reference_images=None) -> dict:
+    runtime = comfy_runtime(node_id)
+    dub = frames_uint8(generated, "generated")
+    source = None
+    if original is not None:
+        source = frames_uint8(original, "original")
+        if source.shape != dub.shape:
+            raise FrameInputError(f"original {list(source.shape)} and generated {list(dub.shape)} frames differ: "
+                                  "give the frames the dub was made from, the same count and size.")
+    if face_analysis is not None:
+        check_analysis(face_analysis)
+    references = None
+    if reference_images is not None:
+        if face_analysis is None:
+            raise SettingError("reference_images need face_analysis to read the person's face: connect a Face "
+                               "Analysis Loader (UnAvgLip).")
+        references = embeddings_from_images(face_analysis, reference_images, log=logger.warning)
+    speech = None if audio is None else mono_16k(audio["waveform"], audio["sample_rate"], log=logger.warning)
+    model = None if syncnet is None else load_to_device(syncnet)
+
+    def progress(done: int, total: int) -> None:
+        runtime.raise_if_interrupted()
+        runtime.report_progress(done, total)
+
+    return score_frames(dub, float(fps), source, speech, face_analysis, model, references, runtime.device,
+                        on_progress=progress)
+
+
+def plot_image(summaries: dict) -> torch.Tensor:
+    return torch.from_numpy(plot_scores(summaries).astype(np.float32) / 255).unsqueeze(0)
+
+
+class SyncNetLoader:
+    DESCRIPTION = "SyncNet (joonson/syncnet_python's syncnet_v2.model) from ComfyUI/models/syncnet, for LSE-C / LSE-D."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (SYNCNET_TYPE,)
+    RETURN_NAMES = ("syncnet",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"syncnet_name": (weight_files(SYNCNET_FOLDER),
+                                              {"tooltip": "A file in ComfyUI/models/syncnet."})}}
+
+    def load(self, syncnet_name):
+        return (wrap_module(load_syncnet(full_path(SYNCNET_FOLDER, syncnet_name))),)
+
+
+class EvaluateDub:
+    DESCRIPTION = ("Scores generated frames: identity (ArcFace cosine), SSIM / PSNR (whole and mouth half), "
+                   "LSE-C / LSE-D (SyncNet), mouth landmark distance, mouth opening on silent speech. Metrics whose "
+                   "input or model is missing are reported as not computed, with the reason.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("STRING", "IMAGE", "STRING")
+    RETURN_NAMES = ("metrics_json", "plot", "identity_per_frame")
+    OUTPUT_TOOLTIPS = ("Every metric with value, spread, frame count, or why it was not computed; per-frame "
+                       "curves.", "The per-frame curves.", "The identity cosine of each frame (null: no face).")
+    FUNCTION = "evaluate"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"generated": ("IMAGE", {"tooltip": "The dubbed frames (or generated crops)."}),
+                             "fps": FPS_INPUT},
+                "optional": optional_inputs(),
+                "hidden": {"node_id": "UNIQUE_ID"}}
+
+    def evaluate(self, generated, fps, node_id=None, **optional):
+        summary = score_version(generated, fps, node_id, **optional)
+        identity = summary["per_frame"].get("identity_cosine", [])
+        logger.info("UnAvgLip Evaluate:\n%s", summary_table({"dub": summary}))
+        return (json.dumps(summary), plot_image({"dub": summary}), json.dumps(identity))
+
+
+class CompareDubs:
+    DESCRIPTION = ("Scores two to four versions of one dub (adapter A vs adapter B vs none, two strengths, v1.0 vs "
+                   "v1.5) with the same original, speech and models: one table, one plot.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("STRING", "IMAGE", "STRING")
+    RETURN_NAMES = ("table", "plot", "metrics_json")
+    FUNCTION = "compare"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"version_1": ("IMAGE",), "version_2": ("IMAGE",), "fps": FPS_INPUT,
+                             "labels": ("STRING", {"default": "first, second, third, fourth",
+                                                   "tooltip": "Names of the versions, comma-separated, in order."})},
+                "optional": {"version_3": ("IMAGE",), "version_4": ("IMAGE",), **optional_inputs()},
+                "hidden": {"node_id": "UNIQUE_ID"}}
+
+    def compare(self, version_1, version_2, fps, labels, node_id=None, version_3=None, version_4=None, **optional):
+        versions = [v for v in (version_1, version_2, version_3, version_4) if v is not None]
+        names = [name.strip() for name in labels.split(",") if name.strip()]
+        names += [f"version {i + 1}" for i in range(len(names), len(versions))]
+        if len(set(names[:len(versions)])) < len(versions):
+            raise SettingError(f"labels must name each version differently; got {names[:len(versions)]}.")
+        summaries = {name: score_version(frames, fps, node_id, **optional) for name, frames in zip(names, versions)}
+        table = summary_table(summaries)
+        logger.info("UnAvgLip Compare Dubs:\n%s", table)
+        return (table, plot_image(summaries), json.dumps(summaries))
