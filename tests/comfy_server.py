@@ -26,6 +26,7 @@ from modules.demo.random_models import (
     write_hf_whisper,
     write_musetalk_unet,
     write_openai_whisper,
+    write_syncnet,
     write_unavglip_checkpoint,
 )
 from media_fixtures import write_audio
@@ -109,6 +110,7 @@ def running_server(base):
         write_adapter(base, name, base_unet, seed)
     write_musetalk_unet(str(models / "lipsync"), "v1.5")
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
+    write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=0)
     write_hf_whisper(str(models / "audio_encoders" / "whisper-tiny"))
     write_example_inputs(models, inputs)
     vae_state = {k: v.contiguous() for k, v in sd_vae_ft_mse_random().state_dict().items()}
@@ -119,7 +121,7 @@ def running_server(base):
     config.write_text(
         f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"
         f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n    insightface: models/insightface/\n"
-        f"    unavglip: models/unavglip/\n"
+        f"    unavglip: models/unavglip/\n    syncnet: models/syncnet/\n"
     )
     port = free_port()
     log = open(base / "server.log", "w")

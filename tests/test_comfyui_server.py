@@ -111,7 +111,8 @@ def workflow_run(server):
             prompt = ui_to_api(load_workflow(name), info)
             entry = run_prompt(server, prompt)
             assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
-            (video,) = output_files(server, entry)
+            (save,) = nodes_of(prompt, "SaveVideo")
+            (video,) = output_files(server, entry, save)
             done[name] = (prompt, entry, video)
         return done[name]
 
@@ -139,6 +140,7 @@ def audio_seconds(path) -> float:
 @pytest.mark.parametrize("name, size", [("unavglip_dub_video", (320, 240)),
                                         ("unavglip_dub_video_identity", (320, 240)),
                                         ("unavglip_compare_two_adapters", (640, 240)),  # two 320x240 side by side
+                                        ("unavglip_compare_and_score", (960, 240)),  # base and two adapters
                                         ("unavglip_dub_long_video", (320, 240)),  # streaming Dub Video node
                                         ("unavglip_lipsync_face_crops", (256, 256))])
 def test_example_workflows_run_end_to_end(server, workflow_run, name, size):
@@ -169,6 +171,24 @@ def face_region(frames: np.ndarray, index: int) -> np.ndarray:
     x1, y1, x2, y2 = FACE_BOX
     shift = 2 * index
     return frames[index, (y1 + y2) // 2:y2, x1 + shift:x2 + shift].astype(np.float32)
+
+
+def test_compare_and_score_shows_one_table_for_the_three_versions(workflow_run):
+    """The scored comparison: Compare Dubs' table (shown by Preview Any) has a column per version and every metric
+    computed on the stand-in models (SyncNet included), and its plot is saved as a preview image."""
+    prompt, entry, video = workflow_run("unavglip_compare_and_score")
+    (table_node,) = nodes_of(prompt, "PreviewAny")
+    (plot_node,) = nodes_of(prompt, "PreviewImage")
+    table = "".join(entry["outputs"][table_node]["text"])
+    header, *rows = table.splitlines()
+    assert header.split() == ["metric", "base,", "checkpoint-5000,", "checkpoint-10000"] or header.split() == [
+        "metric", "base", "checkpoint-5000", "checkpoint-10000"], header
+    values = {row.split()[0]: row.split()[1:] for row in rows}
+    assert {"identity_cosine", "ssim_mouth", "lse_c", "lse_d", "lmd_px"} <= set(values)
+    assert all(cell != "n/a" for name in ("ssim_mouth", "lse_c", "lmd_px") for cell in values[name]), table
+    assert float(values["ssim_mouth"][0]) < 1.0  # the base model redraws the mouth too
+    assert entry["outputs"][plot_node]["images"], entry["outputs"][plot_node]
+    assert decode_video(video).shape == (6, 240, 960, 3)
 
 
 def test_two_adapters_give_two_different_halves(workflow_run):
@@ -269,7 +289,7 @@ def test_workflow_templates_list_the_pack_workflows(server):
     assert status == 200
     shipped = sorted(os.path.splitext(os.path.basename(path))[0]
                      for path in glob.glob(os.path.join(PACK_ROOT, "workflows", "*.json")))
-    assert len(shipped) == 5
+    assert len(shipped) == 6
     assert sorted(templates["ComfyUI-UnAvgLip"]) == shipped
     for name in shipped:
         status, served = request(f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.json")

@@ -130,7 +130,7 @@ def test_workflow_loads_unchanged(page, path, tmp_path):
         where = f"{name} node {node['id']} {node['type']}"
         assert kept["type"] == node["type"], where
         assert kept["widgets_values"] == node["widgets_values"], where
-        assert list(kept["size"]) == node["size"], f"{where}: the frontend resized it (nodes may now overlap)"
+        assert list(kept["size"]) == node["size"], f"{where}: the frontend resized it to {kept['size']}"
         assert list(kept["pos"]) == node["pos"], where
     assert sorted(map(tuple, saved["links"])) == sorted(map(tuple, workflow["links"]))
     assert saved == workflow  # the file is exactly what the frontend saves after opening it
@@ -150,7 +150,7 @@ def test_what_the_frontend_sends_runs(server, page, path):
     assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
     saved = [item for output in entry["outputs"].values() for key in ("images", "videos", "video")
              for item in output.get(key, [])]
-    assert saved and all(item["filename"].endswith(".mp4") for item in saved), entry["outputs"]
+    assert any(item["filename"].endswith(".mp4") for item in saved), entry["outputs"]
     assert new_errors(page) == []
 
 

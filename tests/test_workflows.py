@@ -20,16 +20,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))  # each with its <name>.jpg thumbnail
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
-BUILT = ["unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
+BUILT = ["unavglip_compare_and_score.json", "unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
          "unavglip_dub_video_identity.json", "unavglip_lipsync_face_crops.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # Widgets the frontend adds after a node's required widgets, and what it saves for them (tests/test_frontend.py
 # checks this in a real browser): an upload button for video_upload combos; the player and upload button that
 # web/load_audio.js gives Load Audio (UnAvgLip).
 FRONTEND_WIDGETS = {"LoadVideo": [("upload", "IMAGEUPLOAD", "image")],
+                    "PreviewAny": [("preview", "MARKDOWN", None), ("preview", "STRING", None),
+                                   ("previewMode", "BOOLEAN", None)],
                     "UnAvgLip_LoadAudio": [("audioUI", "AUDIO_UI", None), ("upload", "AUDIOUPLOAD", None)]}
 NOTE = "MarkdownNote"  # a frontend-only node: no schema, never sent to the server
-GROUPS = {"Inputs", "Face", "Identity", "Lip sync", "Output"}
+GROUPS = {"Inputs", "Face", "Identity", "Lip sync", "Score", "Output"}
 # Combos listing files of this machine (model folders, the input folder): their options are not fixed.
 FILE_LIST_INPUTS = {
     ("LoadVideo", "file"),
@@ -40,6 +42,7 @@ FILE_LIST_INPUTS = {
     ("UnAvgLip_FaceAnalysisLoader", "pack"),
     ("UnAvgLip_IDAdapterLoader", "adapter_name"),
     ("UnAvgLip_IdentityPerceiver", "embedding_file"),
+    ("UnAvgLip_SyncNetLoader", "syncnet_name"),
 }
 # Loaders: (node type, file widget) -> the ComfyUI model folder the file lives in.
 MODEL_FOLDERS = {
@@ -48,6 +51,7 @@ MODEL_FOLDERS = {
     ("VAELoader", "vae_name"): "vae",
     ("UnAvgLip_FaceAnalysisLoader", "pack"): "insightface",
     ("UnAvgLip_IDAdapterLoader", "adapter_name"): "unavglip",
+    ("UnAvgLip_SyncNetLoader", "syncnet_name"): "syncnet",
 }
 PUBLISHED = {"musetalkV15/unet.pth", "musetalk/pytorch_model.bin", "vae-ft-mse-840000-ema-pruned.safetensors",
              "tiny.pt"}  # files with a direct download; the frontend offers it when the file is missing
@@ -192,7 +196,7 @@ def test_workflow_is_consistent(path):
         output = nodes[source]["outputs"][source_slot]
         entry = nodes[target]["inputs"][target_slot]
         assert link_id in output["links"] and entry["link"] == link_id
-        assert output["type"] == entry["type"] == link_type
+        assert output["type"] == link_type and entry["type"] in (link_type, "*")  # "*": takes any type
         link_ids.add(link_id)
     assert len(link_ids) == len(workflow["links"])
     for node in nodes.values():  # no node refers to a link that is not in the list
@@ -216,7 +220,7 @@ def test_links_and_slots_match_the_schema(path):
         assert source_entry["output"][source_slot] == link_type, link_id
         name = target_node["inputs"][target_slot]["name"]
         spec = {n: s for n, s, _ in schema_inputs(target_node["type"])}[name]
-        assert input_type(spec) == link_type, (link_id, target_node["type"], name)
+        assert input_type(spec) in (link_type, "*"), (link_id, target_node["type"], name)
     for node in nodes.values():
         if node["type"] == NOTE:
             continue

@@ -39,6 +39,7 @@ MODEL_WIDGETS = {
     ("VAELoader", "vae_name"): "vae",
     ("UnAvgLip_FaceAnalysisLoader", "pack"): "insightface",
     ("UnAvgLip_IDAdapterLoader", "adapter_name"): "unavglip",
+    ("UnAvgLip_SyncNetLoader", "syncnet_name"): "syncnet",
 }
 URLS = {
     "musetalkV15/unet.pth": "https://huggingface.co/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth",
@@ -58,15 +59,23 @@ SIZES = {
     "UnAvgLip_PasteBack": [320, 200], "CreateVideo": [270, 80], "SaveVideo": [400, 400],
     "UnAvgLip_IDAdapterLoader": [340, 90], "UnAvgLip_IdentityPerceiver": [340, 230],
     "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150], "UnAvgLip_DubVideo": [340, 300],
+    "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 250], "PreviewImage": [520, 420],
+    "PreviewAny": [520, 300],
 }
 GAP = 60  # between nodes: a node's title bar (30) is drawn above its pos
 GROUP_PAD, GROUP_TITLE = 20, 50  # group margin around its nodes; the group's title bar above the first node
 GROUP_COLORS = {"Inputs": "#3f789e", "Face": "#8a8a3f", "Lip sync": "#3f8a5a", "Identity": "#8a3f76",
-                "Output": "#a1309b", "Compare": "#b06634"}
+                "Output": "#a1309b", "Score": "#b06634"}
 NOTE_COLOR, NOTE_BGCOLOR = "#432", "#653"  # the frontend's note colours
 VIEW = (80, 110, 1560, 960)  # screen box the graph is fitted into when opened (and screenshotted)
 READABLE_SCALE = 0.65  # below 0.6 the frontend draws nodes without text (its low-quality zoom threshold)
 THUMBNAIL_WIDTH = 960
+
+
+# Comfy.PreviewAny adds a Markdown view, a text view and a Markdown / plain-text switch when the node is created.
+PREVIEW_ANY_WIDGETS = [{"name": "preview", "type": "MARKDOWN", "label": "preview", "value": None},
+                       {"name": "preview", "type": "STRING", "label": "preview", "value": None},
+                       {"name": "previewMode", "type": "BOOLEAN", "label": "previewMode", "value": None}]
 
 
 def frontend_extra_widgets(node_type: str, entry: dict) -> list[dict]:
@@ -83,6 +92,8 @@ def frontend_extra_widgets(node_type: str, entry: dict) -> list[dict]:
         return [{"name": "upload", "type": "IMAGEUPLOAD", "label": "choose file to upload", "value": "image"}]
     if any(spec.get("audio_upload") for spec in options):
         raise ValueError(f"{node_type}: audio_upload breaks pack nodes in the frontend (see web/load_audio.js)")
+    if node_type == "PreviewAny":
+        return PREVIEW_ANY_WIDGETS
     if node_type == "UnAvgLip_LoadAudio":
         return [{"name": "audioUI", "type": "AUDIO_UI", "label": "audioUI", "value": None},
                 {"name": "upload", "type": "AUDIOUPLOAD", "label": "upload", "value": None}]
@@ -152,7 +163,7 @@ class Graph:
         if input_name not in specs:
             raise ValueError(f"{target_type} has no input {input_name}")
         in_type = "COMBO" if isinstance(specs[input_name][0], list) else specs[input_name][0]
-        if out_type != in_type:
+        if in_type != "*" and out_type != in_type:
             raise ValueError(f"{source_type}.{output} is {out_type}, {target_type}.{input_name} takes {in_type}")
         if any(link[3] == target and link[4] == input_name for link in self.links):
             raise ValueError(f"{target_type}.{input_name} is linked twice")
@@ -338,6 +349,8 @@ MODEL_ROWS = {  # file -> (folder under ComfyUI/models/, where to get it)
     VAE_FILE: ("vae/", "[stabilityai/sd-vae-ft-mse-original]"
                        "(https://huggingface.co/stabilityai/sd-vae-ft-mse-original)"),
     "buffalo_l/": ("insightface/models/", "insightface's `buffalo_l.zip`, unpacked (non-commercial licence)"),
+    "syncnet_v2.model": ("syncnet/", "[joonson/syncnet_python](https://github.com/joonson/syncnet_python): "
+                                     "`download_model.sh` names it"),
 }
 ADAPTER_ROW = ("unavglip/", "none published: train one, or the authors' `checkpoint-N` folder, or a file made with "
                             "`unavglip convert-adapter`")
@@ -455,8 +468,10 @@ def add_identity(g: Graph, n: dict, x: int, adapter_files: list[str]) -> list[in
     return models
 
 
-def dub_graph(schema: dict, versions: dict, adapter_files: list[str], note: str) -> tuple[Graph, dict, list]:
-    """Note, inputs, face, identity (one Apply per adapter, none without), one lip sync per model; -> pastes."""
+def dub_graph(schema: dict, versions: dict, adapter_files: list[str], note: str,
+              with_base: bool = False) -> tuple[Graph, dict, list]:
+    """Note, inputs, face, identity (one Apply per adapter, none without), one lip sync per model (the base model
+    first, with_base, or when there is no adapter); -> pastes."""
     g = Graph(schema)
     g.note(note, 0, 0, NOTE_SIZE)
     n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, versions)
@@ -465,8 +480,9 @@ def dub_graph(schema: dict, versions: dict, adapter_files: list[str], note: str)
     x = g.right_of(n["faces"], n["crop"], extra=GROUP_GAP)
     models = [n["model"]]
     if adapter_files:
-        models = add_identity(g, n, x, adapter_files)
-        x = g.right_of(*models, extra=GROUP_GAP)
+        applied = add_identity(g, n, x, adapter_files)
+        models = [n["model"], *applied] if with_base else applied
+        x = g.right_of(*applied, extra=GROUP_GAP)
     lipsync = []
     for model in models:
         lipsync += add_lipsync(g, n, model, x)
@@ -521,6 +537,45 @@ def compare_two_adapters(schema: dict) -> dict:
     return g.workflow(stable_id("unavglip_compare_two_adapters"))
 
 
+def compare_and_score(schema: dict) -> dict:
+    adapters = ["checkpoint-5000/pytorch_model.bin", "checkpoint-10000/pytorch_model.bin"]
+    labels = "base, checkpoint-5000, checkpoint-10000"
+    note = note_text(
+        "Score the base model and two adapters side by side (MuseTalk v1.0)",
+        dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "Three dubs of the same video: the base model without identity, then each adapter. **Compare Dubs** "
+        "scores them against the original frames and the new speech: identity (ArcFace cosine), SSIM / PSNR of "
+        "the whole frame and the mouth, lip sync (SyncNet LSE-C / LSE-D), mouth landmark distance and how much "
+        "the mouth opens on silent speech; the table and the per-frame plot show below it. A metric whose model "
+        "is missing says so. The saved video shows the three side by side, left to right.",
+        [V10["unet"], V10["whisper"], VAE_FILE, "buffalo_l/", *adapters, "syncnet_v2.model"])
+    g, n, (base, first, second) = dub_graph(schema, V10, adapters, note, with_base=True)
+    x = g.right_of(second, extra=GROUP_GAP)
+    syncnet = g.add("UnAvgLip_SyncNetLoader", x, TOP, syncnet_name="syncnet_v2.model")
+    compare = g.add("UnAvgLip_CompareDubs", x, g.below(syncnet), labels=labels)
+    table = g.add("PreviewAny", g.right_of(compare), TOP)
+    plot = g.add("PreviewImage", g.right_of(compare), g.below(table))
+    for source, output, name in ((base, "images", "version_1"), (first, "images", "version_2"),
+                                 (second, "images", "version_3"), (n["parts"], "fps", "fps"),
+                                 (n["parts"], "images", "original"), (n["speech"], "audio", "audio"),
+                                 (n["faces"], "insightface", "face_analysis"), (syncnet, "syncnet", "syncnet")):
+        g.link(source, output, compare, name)
+    g.link(compare, "table", table, "source")
+    g.link(compare, "plot", plot, "images")
+    g.group("Score", syncnet, compare, table, plot)
+    x = g.right_of(table, plot, extra=GROUP_GAP)
+    left = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
+                 spacing_color="white")
+    right = g.add("ImageStitch", x, g.below(left), direction="right", match_image_size=True, spacing_width=0,
+                  spacing_color="white")
+    g.link(base, "images", left, "image1")
+    g.link(first, "images", left, "image2")
+    g.link(left, "IMAGE", right, "image1")
+    g.link(second, "images", right, "image2")
+    add_output(g, n, right, "IMAGE", g.right_of(left, right), "video/unavglip_compare_and_score", left, right)
+    return g.workflow(stable_id("unavglip_compare_and_score"))
+
+
 def dub_long_video(schema: dict) -> dict:
     g = Graph(schema)
     g.note(note_text(
@@ -570,6 +625,7 @@ WORKFLOWS = {
     "unavglip_dub_long_video.json": dub_long_video,
     "unavglip_dub_video_identity.json": dub_video_identity,
     "unavglip_compare_two_adapters.json": compare_two_adapters,
+    "unavglip_compare_and_score.json": compare_and_score,
 }
 
 
