@@ -225,12 +225,11 @@ def video_frames(path: str, count: int) -> list[np.ndarray]:
 
 
 def run_eval(args) -> int:
-    import json
-
     import cv2
 
     from .audio.audio_file import load_audio_file
     from .audio.speech_input import mono_16k
+    from .evaluation.dub_scores import to_json
     from .evaluation.plots import plot_scores, summary_table
     from .evaluation.scoring import score_video_files
     from .evaluation.syncnet import FILE_NAME, load_syncnet
@@ -263,12 +262,14 @@ def run_eval(args) -> int:
     summary["inputs"] = {"video": args.video, "audio": args.audio, "original": args.original,
                          "reference": args.reference, "syncnet": syncnet_path if syncnet else None}
     print(summary_table({os.path.basename(args.video): summary}))
+    if "original_aligned" in summary:
+        print(f"  note: {summary['original_aligned']}")
     for name, entry in summary["metrics"].items():
         if not entry["computed"]:
             print(f"  {name}: not computed ({entry['why']})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=1)
+            handle.write(to_json(summary))
         print(f"Wrote {args.json}")
     if args.plot:
         if not cv2.imwrite(args.plot, plot_scores({os.path.basename(args.video): summary})[:, :, ::-1]):

@@ -14,6 +14,7 @@ import torch
 from ..modules.audio.speech_input import mono_16k
 from ..modules.errors import FrameInputError, SettingError
 from ..modules.evaluation.plots import plot_scores, summary_table
+from ..modules.evaluation.dub_scores import to_json
 from ..modules.evaluation.scoring import score_frames
 from ..modules.evaluation.syncnet import load_syncnet
 from ..modules.identity.identity_embeddings import embeddings_from_images
@@ -54,9 +55,13 @@ def score_version(generated, fps, node_id, original=None, audio=None, face_analy
     source = None
     if original is not None:
         source = frames_uint8(original, "original")
-        if source.shape != dub.shape:
-            raise FrameInputError(f"original {list(source.shape)} and generated {list(dub.shape)} frames differ: "
-                                  "give the frames the dub was made from, the same count and size.")
+        if source.shape[1:] != dub.shape[1:]:
+            raise FrameInputError(f"original frames are {source.shape[2]}x{source.shape[1]} and generated ones "
+                                  f"{dub.shape[2]}x{dub.shape[1]}: compare frames of the same size (the crops with "
+                                  "the crops, or the pasted frames with the video's frames).")
+        if len(source) != len(dub):
+            logger.warning("UnAvgLip Evaluate: %d original and %d generated frames; matched by index ratio.",
+                           len(source), len(dub))
     if face_analysis is not None:
         check_analysis(face_analysis)
     references = None
@@ -118,7 +123,7 @@ class EvaluateDub:
         summary = score_version(generated, fps, node_id, **optional)
         identity = summary["per_frame"].get("identity_cosine", [])
         logger.info("UnAvgLip Evaluate:\n%s", summary_table({"dub": summary}))
-        return (json.dumps(summary), plot_image({"dub": summary}), json.dumps(identity))
+        return (to_json(summary), plot_image({"dub": summary}), json.dumps(identity))
 
 
 class CompareDubs:
@@ -146,4 +151,4 @@ class CompareDubs:
         summaries = {name: score_version(frames, fps, node_id, **optional) for name, frames in zip(names, versions)}
         table = summary_table(summaries)
         logger.info("UnAvgLip Compare Dubs:\n%s", table)
-        return (table, plot_image(summaries), json.dumps(summaries))
+        return (table, plot_image(summaries), to_json(summaries))

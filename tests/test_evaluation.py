@@ -13,8 +13,8 @@ from media_fixtures import write_video_with_audio
 from modules.demo.demo_media import speech_like_signal
 from modules.demo.random_models import write_syncnet
 from modules.errors import FrameInputError
-from modules.evaluation.dub_scores import DubScorer
-from modules.evaluation.image_similarity import PSNR_CAP_DB, ssim_psnr
+from modules.evaluation.dub_scores import DubScorer, to_json
+from modules.evaluation.image_similarity import ssim_psnr
 from modules.evaluation.lip_sync_error import compute_lse, sync_crops
 from modules.evaluation.mouth_motion import silent_frames
 from modules.evaluation.plots import plot_scores, summary_table
@@ -62,7 +62,7 @@ def test_ssim_and_psnr_are_the_authors_formulas_on_whole_and_mouth_half():
     upper_only = original.copy()
     upper_only[:, :10] = 0
     same_mouth = ssim_psnr(upper_only, original)
-    assert np.allclose(same_mouth["ssim_mouth"], 1.0) and (same_mouth["psnr_mouth"] == PSNR_CAP_DB).all()
+    assert np.allclose(same_mouth["ssim_mouth"], 1.0) and np.isinf(same_mouth["psnr_mouth"]).all()
     assert (same_mouth["ssim"] < 1).all()
     with pytest.raises(FrameInputError, match="differ in shape"):
         ssim_psnr(generated[:, :32], original)
@@ -76,6 +76,8 @@ def test_identity_and_mouth_landmarks_against_the_original(analysis):
     assert summary["metrics"]["identity_cosine"]["value"] == pytest.approx(1.0, abs=1e-5)
     assert summary["metrics"]["lmd_px"]["value"] == pytest.approx(0.0, abs=1e-3)
     assert summary["metrics"]["ssim"]["value"] == pytest.approx(1.0)
+    assert summary["metrics"]["psnr"]["value"] == float("inf") and summary["metrics"]["psnr"]["std"] is None
+    assert '"value": "inf"' in to_json(summary)  # JSON has no infinity: written as "inf", not a crash
 
     moved = DubScorer(analysis)  # the generated face 6 px to the right; frame 2 without a face
     moved.add(faces(5, shift=6, faceless=[2]), original)
@@ -164,3 +166,22 @@ def test_plot_and_table_show_every_scored_version(analysis):
     table = summary_table(runs)
     assert table.splitlines()[0].split() == ["metric", "base", "adapter"]
     assert any(line.startswith("lmd_px") for line in table.splitlines()) and "n/a" in table  # no SyncNet: n/a
+
+
+def test_different_frame_counts_are_matched_by_index_ratio(tmp_path, analysis):
+    """As the authors' evaluation aligns them: dub frame i is compared with original frame i * M / N; said so."""
+    original = faces(10, shift=0)
+    original[1::2] = 40  # every second original frame is empty: the dub's 5 frames must meet frames 0, 2, 4, ...
+    summary = score_frames(faces(5), 25.0, original, analysis=analysis)
+    assert "index ratio" in summary["original_aligned"] and summary["metrics"]["ssim"]["value"] < 1.0
+    assert summary["metrics"]["identity_cosine"]["frames"] == 5  # all matched originals have a face
+    expected = score_frames(faces(5), 25.0, original[::2], analysis=analysis)
+    assert summary["metrics"]["lmd_px"]["value"] == pytest.approx(expected["metrics"]["lmd_px"]["value"])
+    dubbed, source = tmp_path / "dub.mp4", tmp_path / "in.mp4"
+    write_video_with_audio(str(dubbed), faces(20), 25, None, 16000)
+    write_video_with_audio(str(source), faces(13, shift=2), 25, None, 16000)
+    streamed = score_video_files(str(dubbed), None, str(source), analysis)
+    held = score_frames(read_all_frames(str(dubbed)), 25.0, read_all_frames(str(source)), None, analysis)
+    assert streamed["original_aligned"] == held["original_aligned"]
+    for name in ("ssim", "psnr_mouth", "lmd_px", "identity_cosine"):
+        assert streamed["metrics"][name]["value"] == pytest.approx(held["metrics"][name]["value"], rel=1e-6), name

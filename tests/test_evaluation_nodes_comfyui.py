@@ -89,5 +89,8 @@ def test_compare_gives_one_table_for_all_versions_and_says_what_is_missing(comfy
                                                      "why": "no SyncNet given (models/syncnet/syncnet_v2.model)"}
     with pytest.raises(comfy["errors"].SettingError, match="differently"):
         node["CompareDubs"].compare(frames(comfy, standins, 0), frames(comfy, standins, 0), 25.0, "same, same")
-    with pytest.raises(comfy["errors"].FrameInputError, match="differ"):
-        node["EvaluateDub"].evaluate(frames(comfy, standins, 0), 25.0, original=frames(comfy, standins, 0)[:5])
+    with pytest.raises(comfy["errors"].FrameInputError, match="same size"):
+        node["EvaluateDub"].evaluate(frames(comfy, standins, 0), 25.0, original=frames(comfy, standins, 0)[:, :100])
+    metrics_json, _, _ = node["EvaluateDub"].evaluate(frames(comfy, standins, 0), 25.0,
+                                                      original=frames(comfy, standins, 0)[:6])
+    assert "index ratio" in json.loads(metrics_json)["original_aligned"]

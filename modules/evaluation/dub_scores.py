@@ -8,6 +8,7 @@ input or model is missing is reported as not computed, with the reason; frames w
 left out of the face metrics, never silently.
 """
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,7 @@ class DubScorer:
         self.per_frame = PerFrame()
         self.faceless_generated = 0
         self.faceless_original = 0
+        self.aligned_from = None  # the original's frame count, when it differs from the dub's
 
     def add(self, generated: np.ndarray, original: np.ndarray | None = None) -> None:
         generated = np.asarray(generated)
@@ -118,14 +120,16 @@ class DubScorer:
 
         def report(name: str, values: list, why: str | None, extra: dict | None = None):
             array = np.asarray(values, np.float64)
-            valid = array[np.isfinite(array)] if array.size else array
+            valid = array[~np.isnan(array)]  # NaN: no face in that frame; inf (PSNR of identical frames) counts
             if why is None and valid.size == 0:
                 why = "no frame with a face"
-            metrics[name] = ({"computed": False, "why": why} if why else
-                             {"computed": True, "value": float(valid.mean()), "std": float(valid.std()),
-                              "frames": int(valid.size), **(extra or {})})
-            if why is None:
-                curves[name] = [None if not np.isfinite(v) else float(v) for v in array]
+            if why:
+                metrics[name] = {"computed": False, "why": why}
+                return
+            spread = float(valid.std()) if np.isfinite(valid).all() else None
+            metrics[name] = {"computed": True, "value": float(valid.mean()), "std": spread,
+                             "frames": int(valid.size), **(extra or {})}
+            curves[name] = [None if np.isnan(v) else float(v) for v in array]
 
         faceless = {"frames_without_face": self.faceless_generated}
         identity_why = no_faces or (None if self.with_original or self.references is not None
@@ -144,7 +148,12 @@ class DubScorer:
         else:
             for name in ("lse_c", "lse_d", "av_offset_frames"):
                 metrics[name] = {"computed": False, "why": lse_reason or "no SyncNet given"}
-        return {"frames": self.frames, "fps": float(fps), "metrics": metrics, "per_frame": curves}
+        summary = {"frames": self.frames, "fps": float(fps), "metrics": metrics, "per_frame": curves}
+        if self.aligned_from is not None:
+            summary["original_aligned"] = (f"the original has {self.aligned_from} frames and the dub {self.frames}: "
+                                           "original frames were matched by index ratio, as the authors' evaluation "
+                                           "aligns them")
+        return summary
 
     def _silence(self, metrics: dict, curves: dict, fps: float, speech_16k, no_faces: str | None) -> None:
         why = no_faces or (None if speech_16k is not None else "no speech given")
@@ -161,3 +170,22 @@ class DubScorer:
                 curves["silent"] = [bool(v) for v in silent]
                 return
         metrics["mouth_opening_in_silence"] = {"computed": False, "why": why}
+
+
+def to_json(summary) -> str:
+    """JSON of a summary; an infinite PSNR (identical frames) is written "inf", which JSON has no number for."""
+    def clean(value):
+        if isinstance(value, float) and not np.isfinite(value):
+            return "inf" if value > 0 else ("-inf" if value < 0 else None)
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(summary), indent=1)
+
+
+def index_ratio(count: int, original_count: int) -> np.ndarray:
+    """Original frame for each of `count` dubbed frames when the two counts differ: by index ratio."""
+    return np.minimum((np.arange(count) * original_count / count).astype(np.int64), original_count - 1)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import UnAvgLipError
 from ..video.video_io import iter_frame_chunks, probe_video
-from .dub_scores import DubScorer
+from .dub_scores import DubScorer, index_ratio
 from .lip_sync_error import VIDEO_FPS, LipSyncStream, sync_crops
 
 CHUNK_FRAMES = 16
@@ -31,8 +31,12 @@ def _lse_reason(scorer: DubScorer, syncnet, speech) -> str:
 
 def score_frames(generated, fps: float, original=None, speech_16k=None, analysis=None, syncnet=None,
                  reference_embeddings=None, device="cpu", on_progress=None) -> dict:
-    """generated / original: uint8 RGB [N, H, W, 3] (the same N). -> DubScorer.summary(...)."""
+    """generated / original: uint8 RGB [N, H, W, 3] and [M, H, W, 3] (M != N: matched by index ratio, as the
+    authors' evaluation aligns them, and the summary says so). -> DubScorer.summary(...)."""
     scorer = DubScorer(analysis, reference_embeddings)
+    if original is not None and len(original) != len(generated):
+        scorer.aligned_from = len(original)
+        original = np.asarray(original)[index_ratio(len(generated), len(original))]
     for start in range(0, len(generated), CHUNK_FRAMES):
         stop = start + CHUNK_FRAMES
         scorer.add(generated[start:stop], None if original is None else original[start:stop])
@@ -69,14 +73,14 @@ def score_video_files(dubbed: str, speech_16k=None, original: str | None = None,
         raise UnAvgLipError(f"the original video is {original_info.width}x{original_info.height} and the dub "
                             f"{info.width}x{info.height}: compare a dub with the video it was made from")
     scorer = DubScorer(analysis, reference_embeddings)
-    originals = iter_frame_chunks(original_info, CHUNK_FRAMES) if original_info else None
+    originals = None
+    if original_info is not None:
+        picks = index_ratio(info.frame_count, original_info.frame_count)
+        originals = FramePicker(iter_frame_chunks(original_info, CHUNK_FRAMES), picks)
+        if original_info.frame_count != info.frame_count:
+            scorer.aligned_from = original_info.frame_count
     for chunk in iter_frame_chunks(info, CHUNK_FRAMES):
-        reference = None
-        if originals is not None:
-            reference = next(originals, None)
-            if reference is None or len(reference) < len(chunk):
-                raise UnAvgLipError(f"the original video has fewer frames than the dub ({info.frame_count}); "
-                                    "give the video the dub was made from")
+        reference = None if originals is None else originals.take(len(chunk))
         scorer.add(chunk, reference)
         if on_progress:
             on_progress(scorer.frames, info.frame_count)
@@ -95,3 +99,27 @@ def score_video_files(dubbed: str, speech_16k=None, original: str | None = None,
     else:
         reason = _lse_reason(scorer, syncnet, speech_16k)
     return scorer.summary(fps, speech_16k, lse, reason or TOO_SHORT)
+
+
+class FramePicker:
+    """Frames at given non-decreasing indices from a stream of chunks, holding only the frames still needed."""
+
+    def __init__(self, chunks, picks: np.ndarray):
+        self.chunks, self.picks = chunks, picks
+        self.done = 0  # picks served so far
+        self.start, self.frames = 0, np.zeros((0,), np.uint8)  # index of self.frames[0]; the frames held
+
+    def take(self, count: int) -> np.ndarray:
+        wanted = self.picks[self.done:self.done + count]
+        while wanted.size and wanted[-1] >= self.start + len(self.frames):
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                raise UnAvgLipError("the original video ended early (it has fewer frames than it states); give "
+                                    "the video the dub was made from")
+            self.frames = chunk if len(self.frames) == 0 else np.concatenate([self.frames, chunk])
+        taken = self.frames[wanted - self.start]
+        self.done += len(wanted)
+        if self.done < len(self.picks):  # drop what no later pick needs
+            keep = self.picks[self.done] - self.start
+            self.frames, self.start = self.frames[keep:], self.start + keep
+        return taken
