@@ -1,0 +1,81 @@
+"""Time per frame of each score on the CPU (or CUDA): SSIM/PSNR at 256x256 and at 720p, face detection with
+landmarks and ArcFace (the insightface stand-in pack of the tests: small ONNX files, so this times insightface's
+own pre/post-processing, not the real networks), SyncNet (full size, random weights in the published layout:
+the real cost), and the bookkeeping of landmark distance and the silence check.
+
+    python benchmarks/bench_eval.py [--frames 50] [--device cpu|cuda]
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+import insightface_standins as standins  # noqa: E402
+from modules.demo.demo_media import speech_like_signal  # noqa: E402
+from modules.demo.random_models import write_syncnet  # noqa: E402
+from modules.evaluation.dub_scores import DubScorer  # noqa: E402
+from modules.evaluation.image_similarity import ssim_psnr  # noqa: E402
+from modules.evaluation.lip_sync_error import LipSyncStream, sync_crops  # noqa: E402
+from modules.evaluation.syncnet import load_syncnet  # noqa: E402
+from modules.face.face_analysis import load_face_analysis  # noqa: E402
+
+
+def timed(function, frames: int) -> float:
+    started = time.perf_counter()
+    function()
+    return 1000 * (time.perf_counter() - started) / frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    n = args.frames
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (n, 256, 256, 3)).astype(np.uint8)
+    frames_720p = rng.integers(0, 256, (8, 720, 1280, 3)).astype(np.uint8)
+    folder = tempfile.mkdtemp(prefix="unavglip-bench-eval-")  # insightface reads its files lazily: kept to the end
+    standins.write_buffalo_l(folder)
+    analysis = load_face_analysis(folder, "buffalo_l", "CPU", 640)
+    write_syncnet(os.path.join(folder, "syncnet_v2.model"))
+    syncnet = load_syncnet(os.path.join(folder, "syncnet_v2.model"), args.device)
+    faces = np.stack([standins.face_image(box=(100 + i % 20, 60, 196 + i % 20, 156)) for i in range(n)])
+    boxes = np.tile(np.array([[100.0, 60.0, 196.0, 156.0]]), (n, 1))
+    speech = speech_like_signal(16000, n / 25)[0]
+    rows = []
+    rows.append(("SSIM + PSNR, whole and mouth half, 256x256", timed(lambda: ssim_psnr(crops, crops[::-1]), n)))
+    rows.append(("SSIM + PSNR, whole and mouth half, 1280x720", timed(lambda: ssim_psnr(frames_720p, frames_720p[::-1]),
+                                                                  len(frames_720p))))
+    scorer = DubScorer(analysis)
+    rows.append(("faces of dub + original (stand-in insightface), identity, LMD", timed(
+        lambda: [scorer._add_faces(faces[i], faces[i]) for i in range(n)], n)))
+    rows.append(("SyncNet crops (crop_scale 0.4, 224x224)", timed(lambda: sync_crops(faces, boxes), n)))
+    crops224 = sync_crops(faces, boxes)
+
+    def lse():
+        with torch.inference_mode():
+            stream = LipSyncStream(syncnet, args.device)
+            stream.add(crops224)
+            stream.finish(speech)
+    lse()  # warm-up
+    rows.append((f"SyncNet LSE-C / LSE-D (full size, {args.device})", timed(lse, n)))
+    width = max(len(name) for name, _ in rows)
+    print(f"{n} frames, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'score'.ljust(width)}  ms/frame")
+    for name, milliseconds in rows:
+        print(f"{name.ljust(width)}  {milliseconds:8.2f}")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
