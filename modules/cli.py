@@ -51,6 +51,8 @@ def print_speed_table(report, total_seconds: float, device) -> None:
 
 
 def run_demo(args) -> int:
+    import soundfile
+
     from .demo.demo_media import SAMPLE_RATE, DrawnFaceTracker, face_frame, speech_like_signal
     from .dub.dub_pipeline import DubSettings, dub_video
     from .video.video_io import Mp4Writer
@@ -60,11 +62,13 @@ def run_demo(args) -> int:
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         frames = max(2, round(args.seconds * 25))
-        clip = os.path.join(scratch, "clip.mp4")
+        clip = os.path.join(out_dir, "demo_input.mp4")  # kept beside the dub, with the speech, so it can be scored
         with Mp4Writer(clip, 320, 240, 25, log=lambda message: None) as writer:
             for index in range(frames):
                 writer.write(face_frame(index, 320, 240)[None])
         speech = speech_like_signal(SAMPLE_RATE, args.seconds)
+        speech_file = os.path.join(out_dir, "demo_speech.wav")
+        soundfile.write(speech_file, speech[0], SAMPLE_RATE)
         size = "reduced-size" if args.reduced else "full-size"
         print(f"Building {size} MuseTalk v1.0 models with random weights (no weights needed; the mouth will be noise).")
         models = random_demo_models(scratch, device, reduced=args.reduced)
@@ -75,6 +79,8 @@ def run_demo(args) -> int:
     print_speed_table(report, total, device)
     print(f"Wrote {args.out}. The mouth region is noise: these are random weights. Run `unavglip dub` with "
           "--models-dir for real lip sync.")
+    print(f"Score it: unavglip eval --video {args.out} --audio {speech_file} --original {clip} --plot "
+          f"{os.path.join(os.path.dirname(args.out) or '.', 'demo_scores.png')}")
     return 0
 
 

@@ -6,6 +6,7 @@ frame rate, bad input with no partial file left, the `dub` command with an ident
 memory does not grow with the video's length.
 """
 
+import json
 import os
 import random
 import subprocess
@@ -313,3 +314,12 @@ def test_demo_needs_no_weights_and_says_the_mouth_is_noise(tmp_path):
     assert "| total |" in done.stdout and "noise" in done.stdout
     info = probe_video(str(out))
     assert info.frame_count == 10 and info.has_audio
+    # The made-up clip and its speech stay beside the dub, and the printed command scores it.
+    command = done.stdout.split("Score it: unavglip ")[1].split()
+    assert command[command.index("--original") + 1] == str(tmp_path / "demo_input.mp4")
+    scored = run_cli(*command, "--json", str(tmp_path / "scores.json"))
+    assert scored.returncode == 0, scored.stderr
+    assert (tmp_path / "demo_scores.png").is_file()
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["frames"] == 10 and scores["metrics"]["ssim"]["computed"]
+    assert 0 < scores["metrics"]["ssim_mouth"]["value"] < scores["metrics"]["ssim"]["value"] < 1  # noise mouth
