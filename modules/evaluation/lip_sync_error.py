@@ -90,6 +90,16 @@ def scored_window_count(num_frames: int, num_samples: int) -> int:
     return min(num_frames, num_samples // SAMPLES_PER_FRAME) - WINDOW_FRAMES
 
 
+def checked_window_count(num_frames: int, num_samples: int) -> int:
+    windows = scored_window_count(num_frames, num_samples)
+    if windows < 1:
+        raise FrameInputError(
+            f"too short for SyncNet: {num_frames} frames and {num_samples} samples "
+            f"(= {num_samples // SAMPLES_PER_FRAME} frames of audio); both need at least "
+            f"{WINDOW_FRAMES + 1} frames ({(WINDOW_FRAMES + 1) * SAMPLES_PER_FRAME} samples)")
+    return windows
+
+
 @torch.no_grad()
 def embed(model, video: torch.Tensor, mfcc: np.ndarray, windows: int,
           device: str | torch.device = "cpu", batch_size: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,12 +174,7 @@ class LipSyncStream:
     def finish(self, audio: np.ndarray, vshift: int = DEFAULT_VSHIFT) -> LseResult:
         """Score the crops seen so far against 16 kHz mono speech (float in [-1, 1], or int16)."""
         pcm = audio_to_int16(audio)
-        windows = scored_window_count(self.frames, len(pcm))
-        if windows < 1:
-            raise FrameInputError(
-                f"too short for SyncNet: {self.frames} frames and {len(pcm)} samples "
-                f"(= {len(pcm) // SAMPLES_PER_FRAME} frames of audio); both need at least "
-                f"{WINDOW_FRAMES + 1} frames ({(WINDOW_FRAMES + 1) * SAMPLES_PER_FRAME} samples)")  # as compute_lse
+        windows = checked_window_count(self.frames, len(pcm))
         lip_feats = torch.cat(self._features)[:windows]
         mfcc = torch.from_numpy(mfcc_features(pcm)).float()[None, None]  # [1,1,13,T]
         aud_feats = []
@@ -190,12 +195,7 @@ def compute_lse(model, faces_rgb: np.ndarray, audio: np.ndarray, vshift: int = D
     SyncNet (or anything with forward_lip / forward_aud)."""
     faces = np.asarray(faces_rgb)
     pcm = audio_to_int16(audio)
-    windows = scored_window_count(len(faces), len(pcm))
-    if windows < 1:
-        raise FrameInputError(
-            f"too short for SyncNet: {len(faces)} frames and {len(pcm)} samples "
-            f"(= {len(pcm) // SAMPLES_PER_FRAME} frames of audio); both need at least "
-            f"{WINDOW_FRAMES + 1} frames ({(WINDOW_FRAMES + 1) * SAMPLES_PER_FRAME} samples)")
+    windows = checked_window_count(len(faces), len(pcm))
     video = faces_to_tensor(faces)
     if hasattr(model, "eval"):
         model.eval()
