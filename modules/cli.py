@@ -259,7 +259,11 @@ def run_eval(args) -> int:
     if syncnet_path and (args.syncnet or os.path.isfile(syncnet_path)):
         syncnet = load_syncnet(syncnet_path, device)
     references = None
-    if args.reference:
+    if args.identity_file:
+        from .identity.identity_embeddings import read_embedding_file
+
+        references = read_embedding_file(args.identity_file)
+    elif args.reference:
         if analysis is None:
             raise UnAvgLipError("--reference needs the face analysis: give --models-dir with insightface/models/buffalo_l.")
         references = embeddings_from_images(analysis, reference_images(args.reference))
@@ -338,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--original", help="the video it was made from: SSIM/PSNR, landmark distance, identity")
     evaluate.add_argument("--reference", action="append", help="a photo of the person (repeatable): identity "
                                                                "when there is no --original")
+    evaluate.add_argument("--identity-file", help="saved embeddings [n, 512] (.npy or .safetensors, e.g. from the "
+                                                  "Identity Perceiver's save_as) instead of --reference photos")
     evaluate.add_argument("--syncnet", help=f"joonson/syncnet_python's syncnet_v2.model (default: "
                                             f"<models-dir>/syncnet/syncnet_v2.model when it is there)")
     evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l")

@@ -72,3 +72,21 @@ def test_eval_with_bad_input_gives_a_clear_message(tmp_path, capsys):
     assert main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"),
                  "--reference", str(tmp_path / "missing.jpg"), "--models-dir", str(models)]) == 2
     assert "reference image" in capsys.readouterr().err
+
+
+def test_eval_identity_from_an_embedding_file(tmp_path, capsys):
+    """--identity-file: the person's saved ArcFace embeddings stand in for the original frames."""
+    models = write_inputs(tmp_path)
+    from modules.face.face_analysis import detect_faces, load_face_analysis
+    from modules.identity.identity_embeddings import write_embedding_file
+
+    analysis = load_face_analysis(str(models / "insightface"), "buffalo_l", "CPU", 640)
+    face = standins.face_image(box=(104, 60, 200, 156))
+    embedding = detect_faces(analysis, face)[0]["embedding"][None]
+    write_embedding_file(str(tmp_path / "me.safetensors"), embedding)
+    out_json = tmp_path / "s.json"
+    assert main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"),
+                 "--identity-file", str(tmp_path / "me.safetensors"), "--models-dir", str(models), "--json",
+                 str(out_json)]) == 0
+    identity = json.loads(out_json.read_text())["metrics"]["identity_cosine"]
+    assert identity["computed"] and identity["frames"] == FRAMES and identity["value"] > 0.9
