@@ -166,6 +166,10 @@ def test_plot_and_table_show_every_scored_version(analysis):
     table = summary_table(runs)
     assert table.splitlines()[0].split() == ["metric", "base", "adapter"]
     assert any(line.startswith("lmd_px") for line in table.splitlines()) and "n/a" in table  # no SyncNet: n/a
+    from modules.evaluation import plots
+
+    for curve, _, _ in plots.PANELS:  # every panel finds the metric that says why it may be empty
+        assert plots.METRIC_OF_CURVE.get(curve, curve) in runs["base"]["metrics"], curve
 
 
 def test_different_frame_counts_are_matched_by_index_ratio(tmp_path, analysis):

@@ -11,6 +11,9 @@ PANELS = (  # (curve, title, y label)
 )
 
 
+METRIC_OF_CURVE = {"sync_confidence": "lse_c"}  # curves named otherwise than the metric that reports them
+
+
 def plot_scores(summaries: dict, width_px: int = 1200) -> np.ndarray:
     """summaries: {label: DubScorer.summary(...)} -> uint8 RGB [H, W, 3]; panels with no curve say so."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -41,7 +44,8 @@ def plot_scores(summaries: dict, width_px: int = 1200) -> np.ndarray:
         if drawn:
             axis.legend(fontsize=8, loc="lower right")
         else:
-            reasons = {s["metrics"].get(curve, {}).get("why") for s in summaries.values()} - {None}
+            metric = METRIC_OF_CURVE.get(curve, curve)
+            reasons = {s["metrics"].get(metric, {}).get("why") for s in summaries.values()} - {None}
             axis.text(0.5, 0.5, "not computed: " + ("; ".join(sorted(reasons)) or "no data"),
                       ha="center", va="center", transform=axis.transAxes, fontsize=9, color="0.4")
         axis.grid(alpha=0.3)
