@@ -344,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "when there is no --original")
     evaluate.add_argument("--identity-file", help="saved embeddings [n, 512] (.npy or .safetensors, e.g. from the "
                                                   "Identity Perceiver's save_as) instead of --reference photos")
-    evaluate.add_argument("--syncnet", help=f"joonson/syncnet_python's syncnet_v2.model (default: "
-                                            f"<models-dir>/syncnet/syncnet_v2.model when it is there)")
+    evaluate.add_argument("--syncnet", help="joonson/syncnet_python's syncnet_v2.model (default: "
+                                            "<models-dir>/syncnet/syncnet_v2.model when it is there)")
     evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l")
     evaluate.add_argument("--json", help="write every metric and per-frame curve here")
     evaluate.add_argument("--plot", help="write the per-frame plot here (.png)")

@@ -84,6 +84,7 @@ def test_identity_and_mouth_landmarks_against_the_original(analysis):
     metrics = moved.summary(25.0)["metrics"]
     assert metrics["lmd_px"]["value"] == pytest.approx(6.0, abs=0.5) and metrics["lmd_px"]["frames"] == 4
     assert metrics["identity_cosine"]["frames_without_face"] == 1 and metrics["identity_cosine"]["frames"] == 4
+    assert metrics["identity_cosine"]["original_frames_without_face"] == 0
     assert metrics["ssim"]["value"] < 0.99
     assert moved.summary(25.0)["per_frame"]["identity_cosine"][2] is None  # left out, not zero
 

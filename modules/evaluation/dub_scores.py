@@ -78,7 +78,7 @@ class DubScorer:
     def _add_faces(self, generated: np.ndarray, original: np.ndarray | None) -> None:
         row, nan = self.per_frame, float("nan")
         if self.analysis is None:
-            row.identity.append(nan), row.lmd.append(nan), row.mouth_opening.append(nan), row.boxes.append(None)
+            self._no_face()
             return
         face = first_face(detect_faces(self.analysis, generated))
         reference = first_face(detect_faces(self.analysis, original)) if original is not None else None
@@ -86,7 +86,7 @@ class DubScorer:
             self.faceless_original += 1
         if face is None:
             self.faceless_generated += 1
-            row.identity.append(nan), row.lmd.append(nan), row.mouth_opening.append(nan), row.boxes.append(None)
+            self._no_face()
             return
         target = reference["embedding"] if reference is not None else self.references
         ok = face["embedding"] is not None and target is not None
@@ -96,6 +96,13 @@ class DubScorer:
                        else nan)
         row.mouth_opening.append(mouth_opening(marks, face["bbox"]) if marks is not None else nan)
         row.boxes.append(face["bbox"].astype(np.float64))
+
+    def _no_face(self) -> None:
+        """A frame whose face metrics are missing: NaN (left out of the means, null in the curves)."""
+        row = self.per_frame
+        for values in (row.identity, row.lmd, row.mouth_opening):
+            values.append(float("nan"))
+        row.boxes.append(None)
 
     def sync_boxes(self) -> np.ndarray | None:
         """The face track for SyncNet's crops: frames without a face take the nearest face's box, then centre and
@@ -132,6 +139,8 @@ class DubScorer:
             curves[name] = [None if np.isnan(v) else float(v) for v in array]
 
         faceless = {"frames_without_face": self.faceless_generated}
+        if self.with_original:
+            faceless["original_frames_without_face"] = self.faceless_original
         identity_why = no_faces or (None if self.with_original or self.references is not None
                                     else "no original frames or reference photos to compare with")
         report("identity_cosine", row.identity, identity_why, faceless)
