@@ -131,11 +131,6 @@ class Page:
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)
 
-    def screenshot(self, path: str) -> None:
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        with open(path, "wb") as handle:
-            handle.write(base64.b64decode(data))
-
     def close(self) -> None:
         try:
             self._socket.close()

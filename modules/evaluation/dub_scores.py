@@ -21,7 +21,6 @@ from .lip_sync_error import LseResult
 from .mouth_motion import landmark_distance, mouth_opening, silent_frames
 
 SYNC_BOX_FILTER = 13  # syncnet_python median-filters its face track's centre and size over 13 frames
-NOT_COMPUTED = "not computed"
 
 
 @dataclass

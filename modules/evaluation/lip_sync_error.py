@@ -101,19 +101,39 @@ def checked_window_count(num_frames: int, num_samples: int) -> int:
 
 
 @torch.no_grad()
+def lip_embeddings(model, video: torch.Tensor, windows: int, device="cpu", batch_size: int = 20) -> torch.Tensor:
+    """[windows, 1024]: window i = video frames i..i+4 of video [1, 3, T, 224, 224]."""
+    features = []
+    for start in range(0, windows, batch_size):
+        lips = torch.cat([video[:, :, i:i + WINDOW_FRAMES] for i in range(start, min(windows, start + batch_size))])
+        features.append(model.forward_lip(lips.to(device)).float().cpu())
+    return torch.cat(features)
+
+
+@torch.no_grad()
+def audio_embeddings(model, mfcc: np.ndarray, windows: int, device="cpu", batch_size: int = 20) -> torch.Tensor:
+    """[windows, 1024]: window i = MFCC steps 4i..4i+19 of mfcc [13, T]."""
+    audio = torch.from_numpy(mfcc).float()[None, None]  # [1,1,13,T]
+    features = []
+    for start in range(0, windows, batch_size):
+        auds = torch.cat([audio[..., i * MFCC_PER_FRAME:i * MFCC_PER_FRAME + MFCC_WINDOW]
+                          for i in range(start, min(windows, start + batch_size))])
+        features.append(model.forward_aud(auds.to(device)).float().cpu())
+    return torch.cat(features)
+
+
 def embed(model, video: torch.Tensor, mfcc: np.ndarray, windows: int,
           device: str | torch.device = "cpu", batch_size: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lip and audio embeddings for windows 0..windows-1 (window i = video
-    frames i..i+4, MFCC steps 4i..4i+19)."""
-    audio = torch.from_numpy(mfcc).float()[None, None]  # [1,1,13,T]
-    lip_feats, aud_feats = [], []
-    for start in range(0, windows, batch_size):
-        idx = range(start, min(windows, start + batch_size))
-        lips = torch.cat([video[:, :, i:i + WINDOW_FRAMES] for i in idx], 0)
-        auds = torch.cat([audio[..., i * MFCC_PER_FRAME:i * MFCC_PER_FRAME + MFCC_WINDOW] for i in idx], 0)
-        lip_feats.append(model.forward_lip(lips.to(device)).float().cpu())
-        aud_feats.append(model.forward_aud(auds.to(device)).float().cpu())
-    return torch.cat(lip_feats), torch.cat(aud_feats)
+    """Lip and audio embeddings for windows 0..windows-1."""
+    return (lip_embeddings(model, video, windows, device, batch_size),
+            audio_embeddings(model, mfcc, windows, device, batch_size))
+
+
+def score(lip_feats: torch.Tensor, aud_feats: torch.Tensor, vshift: int) -> LseResult:
+    dists = shifted_distances(lip_feats, aud_feats, vshift)
+    offset, lse_d, lse_c, frame_conf = scores_from_distances(dists, vshift)
+    return LseResult(offset=offset, lse_d=lse_d, lse_c=lse_c, per_frame_confidence=frame_conf,
+                     frames_used=len(lip_feats), distances=dists.numpy())
 
 
 def shifted_distances(lip_feats: torch.Tensor, aud_feats: torch.Tensor, vshift: int) -> torch.Tensor:
@@ -163,11 +183,8 @@ class LipSyncStream:
         self.frames += len(faces)
         complete = len(frames) - WINDOW_FRAMES + 1
         if complete > 0:
-            video = faces_to_tensor(frames)
-            for start in range(0, complete, self.batch_size):
-                lips = torch.cat([video[:, :, i:i + WINDOW_FRAMES]
-                                  for i in range(start, min(complete, start + self.batch_size))])
-                self._features.append(self.model.forward_lip(lips.to(self.device)).float().cpu())
+            self._features.append(lip_embeddings(self.model, faces_to_tensor(frames), complete, self.device,
+                                                 self.batch_size))
         self._tail = frames[-(WINDOW_FRAMES - 1):]
 
     @torch.no_grad()
@@ -176,16 +193,8 @@ class LipSyncStream:
         pcm = audio_to_int16(audio)
         windows = checked_window_count(self.frames, len(pcm))
         lip_feats = torch.cat(self._features)[:windows]
-        mfcc = torch.from_numpy(mfcc_features(pcm)).float()[None, None]  # [1,1,13,T]
-        aud_feats = []
-        for start in range(0, windows, self.batch_size):
-            auds = torch.cat([mfcc[..., i * MFCC_PER_FRAME:i * MFCC_PER_FRAME + MFCC_WINDOW]
-                              for i in range(start, min(windows, start + self.batch_size))])
-            aud_feats.append(self.model.forward_aud(auds.to(self.device)).float().cpu())
-        dists = shifted_distances(lip_feats, torch.cat(aud_feats), vshift)
-        offset, lse_d, lse_c, frame_conf = scores_from_distances(dists, vshift)
-        return LseResult(offset=offset, lse_d=lse_d, lse_c=lse_c, per_frame_confidence=frame_conf,
-                         frames_used=windows, distances=dists.numpy())
+        return score(lip_feats, audio_embeddings(self.model, mfcc_features(pcm), windows, self.device,
+                                                 self.batch_size), vshift)
 
 
 def compute_lse(model, faces_rgb: np.ndarray, audio: np.ndarray, vshift: int = DEFAULT_VSHIFT,
@@ -199,11 +208,7 @@ def compute_lse(model, faces_rgb: np.ndarray, audio: np.ndarray, vshift: int = D
     video = faces_to_tensor(faces)
     if hasattr(model, "eval"):
         model.eval()
-    lip_feats, aud_feats = embed(model, video, mfcc_features(pcm), windows, device, batch_size)
-    dists = shifted_distances(lip_feats, aud_feats, vshift)
-    offset, lse_d, lse_c, frame_conf = scores_from_distances(dists, vshift)
-    return LseResult(offset=offset, lse_d=lse_d, lse_c=lse_c, per_frame_confidence=frame_conf,
-                     frames_used=windows, distances=dists.numpy())
+    return score(*embed(model, video, mfcc_features(pcm), windows, device, batch_size), vshift)
 
 
 def sync_crops(frames_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
