@@ -5,7 +5,6 @@ profile in a temporary folder and the flags that keep it off the network (no bac
 updates), so it talks only to the local ComfyUI server.
 """
 
-import base64
 import json
 import os
 import shutil
