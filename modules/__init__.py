@@ -3,7 +3,7 @@
 One sub-package per concern. `LAYERS` lists them from the bottom up, with the three top-level modules at their
 places: `errors` and `runtime` at the bottom (everything may use them), `cli` at the very top. A name may import
 only itself and the names listed before it (tests/test_layers.py checks every import, also those inside
-functions). `training` is not written yet; its place is reserved here.
+functions).
 """
 
 LAYERS = (
@@ -18,7 +18,7 @@ LAYERS = (
     "lipsync",  # single-step inference (with an identity), frame plan, the crops + speech pipeline
     "dub",  # a whole video file dubbed in bounded memory
     "evaluation",  # metrics of a dub: identity, sharpness, lip sync (SyncNet), mouth motion; plots
-    "training",  # (to come) training the identity adapter; may use evaluation for validation
+    "training",  # training identity adapters: data, loss networks, step, loop, checkpoints; uses evaluation
     "demo",  # the made-up clip and the random-weight model writers
     "cli",  # the `unavglip` command
 )

@@ -10,6 +10,8 @@
   unavglip check --models-dir DIR
   unavglip convert-adapter CHECKPOINT OUT.safetensors [--base-unet FILE]
       Keeps only the adapter weights of an UnAvgLip checkpoint and writes them, named by layer, with metadata.
+  unavglip prepare-data VIDEOS... --out DIR --models-dir M   /   unavglip train-adapter --data DIR ... --out DIR
+      Make an identity adapter: see training/command_line.py.
 """
 
 import argparse
@@ -27,6 +29,7 @@ from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files
 from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from .training.command_line import add_training_commands
 
 
 def peak_ram_mb() -> float:
@@ -357,12 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", help="the .safetensors file to write")
     convert.add_argument("--base-unet", default=None, help="bind layers to this MuseTalk UNet file instead of "
                          "the published MuseTalk configuration")
+    parser.training_runners = add_training_commands(commands)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    runners = {"demo": run_demo, "dub": run_dub, "eval": run_eval, "check": run_check, "convert-adapter": run_convert}
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    runners = {"demo": run_demo, "dub": run_dub, "eval": run_eval, "check": run_check, "convert-adapter": run_convert,
+               **parser.training_runners}
     try:
         return runners[args.command](args)
     except UnAvgLipError as error:

@@ -60,9 +60,16 @@ def log_mel(audio: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return (log_spec + 4.0) / 4.0
 
 
-@torch.inference_mode()
 def encode_audio(encoder: WhisperEncoder, audio_16k: np.ndarray, flavour: str) -> AudioFeatures:
     """Run the encoder over a whole mono 16 kHz clip in 30 s windows; returns the 50 Hz states."""
+    return AudioFeatures(steps=torch.cat(list(iter_encoded_steps(encoder, audio_16k, flavour)), dim=0),
+                         flavour=flavour)
+
+
+@torch.inference_mode()
+def iter_encoded_steps(encoder: WhisperEncoder, audio_16k: np.ndarray, flavour: str):
+    """The 50 Hz states [steps, layers+1, width] float32 (CPU), one 30 s window at a time, so a caller can write
+    them away as they come (data preparation) instead of holding a long clip's features."""
     if flavour not in (FLAVOUR_V10, FLAVOUR_V15):
         raise SettingError(f"Unknown audio feature flavour {flavour!r}; use 'v1.0' or 'v1.5'.")
     audio = torch.from_numpy(np.ascontiguousarray(audio_16k, dtype=np.float32))
@@ -72,17 +79,16 @@ def encode_audio(encoder: WhisperEncoder, audio_16k: np.ndarray, flavour: str) -
         )
     filters = mel_filters(encoder.config.n_mels)
     device = encoder.conv1.weight.device
-    pieces = []
+    remaining = math.floor(audio.numel() / SAMPLE_RATE * STEPS_PER_SECOND) if flavour == FLAVOUR_V15 else None
     for mel_window, steps_kept in _mel_windows(audio, filters, flavour):
         states = encoder(mel_window.unsqueeze(0).to(device))
         layers = states["stem_and_blocks"][0]
         if flavour == FLAVOUR_V15:
             layers = torch.cat([layers[:, :-1], states["final_normed"][0].unsqueeze(1).to(layers.dtype)], dim=1)
-        pieces.append(layers[:steps_kept].float().cpu())
-    steps = torch.cat(pieces, dim=0)
-    if flavour == FLAVOUR_V15:
-        steps = steps[: math.floor(audio.numel() / SAMPLE_RATE * STEPS_PER_SECOND)]
-    return AudioFeatures(steps=steps, flavour=flavour)
+            steps_kept = min(steps_kept, remaining)  # v1.5 keeps floor(seconds * 50) steps in all
+            remaining -= steps_kept
+        if steps_kept > 0:
+            yield layers[:steps_kept].float().cpu()
 
 
 def _mel_windows(audio: torch.Tensor, filters: torch.Tensor, flavour: str):

@@ -192,6 +192,16 @@ def tiny_vae(seed: int = 0):
     return random_vae(seed)
 
 
+def micro_vae(seed: int = 0):
+    """The VAE layout at widths 8-16 with 4 groups: fast enough to backpropagate through in CPU training tests."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=1,
+                        norm_num_groups=4, sample_size=256)
+    return randomize(vae, seed, scale=0.1).eval()
+
+
 def adapter_perceiver_config(unet, full_size: bool = False):
     """The published perceiver (depth 4, 20 heads of 64) at the UNet's width; tiny: depth 2, 2 heads."""
     from ..identity.identity_perceiver import PerceiverConfig

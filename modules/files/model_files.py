@@ -16,7 +16,12 @@ MODEL_FILES = {
                       "buffalo_l.zip from github.com/deepinsight/insightface/releases, unzipped"),
     "face parsing": (["face_parsing/79999_iter.pth"],
                      "79999_iter.pth of face-parsing.PyTorch (only for --paste-mode jaw / full_face)"),
+    # Training only (each optional: a loss whose network is missing is left out, and the trainer says so).
+    "VGG19": (["vgg/vgg19-dcbb9e9d.pth"], "download.pytorch.org/models/vgg19-dcbb9e9d.pth (the perceptual loss)"),
+    "sync expert": (["syncnet/lipsync_expert.pth"],
+                    "lipsync_expert.pth, Wav2Lip's expert discriminator (the sync loss; non-commercial licence)"),
 }
+OPTIONAL = ("face parsing", "VGG19", "sync expert")
 LIPSYNC = ("MuseTalk v1.5", "MuseTalk v1.0")
 REQUIRED = ("lipsync model", "audio encoder", "VAE", "face analysis")
 
@@ -34,7 +39,7 @@ def find_model_files(models_dir: str) -> dict:
 def describe_model_files(models_dir: str, found: dict) -> str:
     lines = [f"Model files in {models_dir}:"]
     for name, (paths, source) in MODEL_FILES.items():
-        needed = "optional" if name == "face parsing" else ("one MuseTalk version" if name in LIPSYNC else "required")
+        needed = "optional" if name in OPTIONAL else ("one MuseTalk version" if name in LIPSYNC else "required")
         where = found[name] or f"MISSING ({needed}): put {source} at {' or '.join(paths)}"
         lines.append(f"  {name:14s} {'found: ' + where if found[name] else where}")
     return "\n".join(lines)

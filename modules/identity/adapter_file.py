@@ -41,8 +41,10 @@ def load_identity_adapter(path: str) -> IdentityAdapter:
     return _from_accelerate_checkpoint(state, path)
 
 
-def save_identity_adapter(adapter: IdentityAdapter, path: str, layer_names: list[str], converted_from: str = "") -> None:
-    """Write our safetensors format; `layer_names` bind each layer to its attention layer."""
+def save_identity_adapter(adapter: IdentityAdapter, path: str, layer_names: list[str], converted_from: str = "",
+                          extra: dict | None = None) -> None:
+    """Write our safetensors format; `layer_names` bind each layer to its attention layer; `extra`: more string
+    metadata (a trained adapter's base hash, steps, losses, data)."""
     from safetensors.torch import save_file
 
     tensors = {PERCEIVER_PREFIX + key: value for key, value in adapter.perceiver.state_dict().items()}
@@ -59,6 +61,7 @@ def save_identity_adapter(adapter: IdentityAdapter, path: str, layer_names: list
         "perceiver_dim_head": str(adapter.perceiver.config.dim_head),
         "perceiver": json.dumps(adapter.perceiver.config.as_dict()),
         "converted_from": converted_from,
+        **{key: str(value) for key, value in (extra or {}).items()},
     }
     save_file({key: value.detach().contiguous().cpu() for key, value in tensors.items()}, path, metadata=metadata)
 
@@ -89,6 +92,7 @@ def _from_our_format(state: dict, metadata: dict, path: str) -> IdentityAdapter:
         num_tokens=_int_field(metadata, "num_tokens", path),
         lora_rank=_int_field(metadata, "lora_rank", path),
         source_format=ADAPTER_FORMAT,
+        extra=dict(metadata),
     )
     dim_head = _int_field(metadata, "perceiver_dim_head", path)
     return _assemble(_prefixed(state, PERCEIVER_PREFIX), list(grouped.values()), list(grouped), info, dim_head, path)

@@ -1,0 +1,96 @@
+"""One training step of the identity adapter on a frozen MuseTalk UNet (and the same forward for validation).
+
+Per frame: [VAE(target with its lower half blanked) ; VAE(reference)] -> UNet at t = 0 with the audio tokens (+
+positional code) followed by the identity tokens, the adapter's processors installed with LoRA-merged weights
+that keep the gradient -> decode (with gradient, through the frozen VAE) -> the losses of `losses`.
+"""
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from ..audio.audio_position import add_positional_encoding
+from ..identity.id_cross_attention import installed, merged_weights
+from ..identity.identity_adapter import IdentityAdapter
+from ..lipsync.lipsync_inference import lower_half_blanked
+from ..musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec
+from .arcface_loss import identity_loss
+from .losses import LossWeights, l1, lower_half, perceptual_loss
+from .samples import Batch
+from .wav2lip_syncnet import SYNC_FRAMES, sync_loss
+
+
+class TrainingVAE:
+    """A frozen VAE as training needs it: encode without gradient, decode with it."""
+
+    def __init__(self, vae, scaling_factor: float = SD_VAE_SCALING):
+        self.vae = vae
+        self.codec = DiffusersVAECodec(vae, scaling_factor)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.codec.encode(images)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> [N, 3, H, W] in (about) 0..1, not clamped, so the gradient reaches every pixel."""
+        decoded = self.vae.decode((latents / self.codec.scaling_factor).to(self.codec.dtype)).sample
+        return decoded.float() / 2 + 0.5
+
+
+@dataclass
+class LossModels:
+    vgg: torch.nn.Module | None = None
+    sync_expert: torch.nn.Module | None = None
+    arcface: torch.nn.Module | None = None
+
+    def active(self, weights: LossWeights) -> list[str]:
+        on = [name for name in ("l1_lower", "l1_full") if getattr(weights, name)]
+        for name, model in (("perceptual", self.vgg), ("sync", self.sync_expert), ("identity", self.arcface)):
+            if model is not None and getattr(weights, name):
+                on.append(name)
+        return on
+
+
+def generate(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, lora_scale: float,
+             id_scale: float = 1.0, device=torch.device("cpu"), autocast_dtype=None):
+    """Decoded frames [B*T, 3, 256, 256] (0..1) and the target frames in the same layout."""
+    batch_size, frames = batch.targets.shape[:2]
+    targets = batch.targets.flatten(0, 1).to(device)
+    masked = vae.encode(lower_half_blanked(targets))
+    reference = vae.encode(batch.references.flatten(0, 1).to(device))
+    latents = torch.cat([masked, reference], dim=1)
+    parameter = next(unet.parameters())
+    audio = add_positional_encoding(batch.audio_tokens.flatten(0, 1).to(device, parameter.dtype))
+    identity = adapter.perceiver(batch.embeddings.to(device))  # [B, tokens, width]
+    identity = identity.repeat_interleave(frames, dim=0).to(audio.dtype)
+    conditioning = torch.cat([audio, identity], dim=1)
+    layers = adapter.bind(unet)
+    weights = {name: merged_weights(unet.get_submodule(name), layer, lora_scale) for name, layer in layers.items()}
+    context = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+    with installed(unet, layers, id_scale, adapter.num_tokens, weights), context:
+        timestep = torch.zeros(1, device=device, dtype=torch.long)
+        predicted = unet(latents.to(parameter.dtype), timestep, encoder_hidden_states=conditioning).sample
+        decoded = vae.decode(predicted.float())
+    return decoded.float(), targets.permute(0, 3, 1, 2)
+
+
+def step_losses(decoded: torch.Tensor, targets: torch.Tensor, batch: Batch, models: LossModels,
+                weights: LossWeights) -> dict:
+    """name -> scalar tensor for each active term, and "total", the weighted sum."""
+    losses = {}
+    if weights.l1_lower:
+        losses["l1_lower"] = l1(lower_half(decoded), lower_half(targets))
+    if weights.l1_full:
+        losses["l1_full"] = l1(decoded, targets)
+    if models.vgg is not None and weights.perceptual:
+        losses["perceptual"] = perceptual_loss(models.vgg, decoded, targets)
+    frames = batch.targets.shape[1]
+    if models.sync_expert is not None and weights.sync and frames == SYNC_FRAMES:
+        shaped = decoded.reshape(-1, frames, *decoded.shape[1:])
+        losses["sync"] = sync_loss(models.sync_expert, batch.mels.to(decoded.device), shaped)
+    if models.arcface is not None and weights.identity:
+        losses["identity"] = identity_loss(models.arcface, decoded, batch.target_affines.flatten(0, 1).to(decoded.device),
+                                           batch.target_embeddings.flatten(0, 1).to(decoded.device))
+    losses["total"] = sum(getattr(weights, name) * value for name, value in losses.items())
+    return losses
