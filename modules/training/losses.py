@@ -2,7 +2,8 @@
 
 Defaults, decided (training.md 9.4): pixel L1 on the lower half and on the whole crop (MuseTalk v1.0 / v1.5 train
 on pixel L1; UnAvgLip has none), VGG19 relu3_3 L1 on the lower half at UnAvgLip's weight 1, the Wav2Lip sync loss
-at MuseTalk v1.5's 0.05 (UnAvgLip's weight 1 was on an input the expert cannot read), identity 0.1.
+at MuseTalk v1.5's 0.05 (UnAvgLip's weight 1 was on an input the expert cannot read), identity 0.1. L1 on the
+latents (MuseTalk v1.0's community training has it) is there, off by default.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 @dataclass
 class LossWeights:
+    l1_latent: float = 0.0
     l1_lower: float = 1.0
     l1_full: float = 1.0
     perceptual: float = 1.0

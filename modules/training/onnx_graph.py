@@ -57,7 +57,25 @@ def _average_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0), **_):
     return F.avg_pool2d(x, tuple(kernel_shape), tuple(strides or kernel_shape), padding=(pads[0], pads[1]))
 
 
+def _unsqueeze(x, axes_input=None, axes=None, **_):
+    """Opset < 13 gives the axes as an attribute, 13+ as a second input."""
+    for axis in sorted(int(a) for a in (axes if axes is not None else axes_input.tolist())):
+        x = x.unsqueeze(axis if axis >= 0 else axis + x.ndim + 1)
+    return x
+
+
+def _squeeze(x, axes_input=None, axes=None, **_):
+    chosen = axes if axes is not None else (axes_input.tolist() if axes_input is not None else None)
+    if chosen is None:
+        return x.squeeze()
+    for axis in sorted((int(a) % x.ndim for a in chosen), reverse=True):
+        x = x.squeeze(axis)
+    return x
+
+
 OPERATORS = {
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
     "Conv": _conv,
     "BatchNormalization": _batch_norm,
     "PRelu": _prelu,

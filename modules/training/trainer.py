@@ -26,7 +26,7 @@ from .losses import lower_half
 from .presets import TrainSettings
 from .samples import SampleDrawer
 from .trainable_adapter import new_adapter, trainable_parameters
-from .training_step import LossModels, TrainingVAE, generate, step_losses
+from .training_step import LossModels, TrainingVAE, generate, needs_pixels, step_losses
 
 
 class TrainingStopped(UnAvgLipError):
@@ -176,8 +176,10 @@ def _one_step(unet, models, adapter, drawer, rng, settings, parameters, optimize
     try:
         for _ in range(settings.gradient_accumulation):
             batch = drawer.draw(rng, settings.batch_size)
-            decoded, targets = generate(unet, models.vae, adapter, batch, lora_scale, 1.0, device, autocast)
-            losses = step_losses(decoded, targets, batch, models.losses, settings.weights)
+            generated = generate(unet, models.vae, adapter, batch, lora_scale, 1.0, device, autocast,
+                                 decode=needs_pixels(models.losses, settings.weights),
+                                 target_latents=bool(settings.weights.l1_latent))
+            losses = step_losses(generated, batch, models.losses, settings.weights)
             total = losses["total"]
             if not torch.isfinite(total):
                 kept = f"the last good checkpoint, {last_path}, is kept" if last_path else "no checkpoint was made yet"
@@ -213,10 +215,11 @@ def _validate(unet, models, adapter, drawer, settings, lora_scale, device, autoc
     sums, preview = {}, None
     for index in range(settings.validation_batches):
         batch = drawer.draw(rng, settings.batch_size)
-        decoded, targets = generate(unet, models.vae, adapter, batch, lora_scale, 1.0, device, autocast)
-        terms = {name: float(value) for name, value in step_losses(decoded, targets, batch, models.losses,
+        generated = generate(unet, models.vae, adapter, batch, lora_scale, 1.0, device, autocast,
+                             target_latents=bool(settings.weights.l1_latent))
+        terms = {name: float(value) for name, value in step_losses(generated, batch, models.losses,
                                                                      settings.weights).items()}
-        images = decoded.clamp(0, 1)
+        images, targets = generated.decoded.clamp(0, 1), generated.targets
         scores = ssim_psnr(images.permute(0, 2, 3, 1), targets.permute(0, 2, 3, 1))  # the evaluation's metrics
         terms["ssim_mouth"] = float(scores["ssim_mouth"].mean())
         terms["psnr_mouth"] = float(np.mean(np.minimum(scores["psnr_mouth"], 100.0)))

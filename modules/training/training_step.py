@@ -45,16 +45,25 @@ class LossModels:
     arcface: torch.nn.Module | None = None
 
     def active(self, weights: LossWeights) -> list[str]:
-        on = [name for name in ("l1_lower", "l1_full") if getattr(weights, name)]
+        on = [name for name in ("l1_latent", "l1_lower", "l1_full") if getattr(weights, name)]
         for name, model in (("perceptual", self.vgg), ("sync", self.sync_expert), ("identity", self.arcface)):
             if model is not None and getattr(weights, name):
                 on.append(name)
         return on
 
 
+@dataclass
+class Generated:
+    latents: torch.Tensor  # the UNet's prediction [B*T, 4, 32, 32]
+    decoded: torch.Tensor | None  # [B*T, 3, 256, 256] about 0..1; None when no pixel loss needs it
+    targets: torch.Tensor  # [B*T, 3, 256, 256] 0..1
+    target_latents: torch.Tensor | None  # VAE(target), when the latent loss is on
+
+
 def generate(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, lora_scale: float,
-             id_scale: float = 1.0, device=torch.device("cpu"), autocast_dtype=None):
-    """Decoded frames [B*T, 3, 256, 256] (0..1) and the target frames in the same layout."""
+             id_scale: float = 1.0, device=torch.device("cpu"), autocast_dtype=None, decode: bool = True,
+             target_latents: bool = False) -> Generated:
+    """The adapted UNet's prediction for a batch, decoded unless `decode` is off."""
     batch_size, frames = batch.targets.shape[:2]
     targets = batch.targets.flatten(0, 1).to(device)
     masked = vae.encode(lower_half_blanked(targets))
@@ -70,15 +79,21 @@ def generate(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, lor
     context = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     with installed(unet, layers, id_scale, adapter.num_tokens, weights), context:
         timestep = torch.zeros(1, device=device, dtype=torch.long)
-        predicted = unet(latents.to(parameter.dtype), timestep, encoder_hidden_states=conditioning).sample
-        decoded = vae.decode(predicted.float())
-    return decoded.float(), targets.permute(0, 3, 1, 2)
+        predicted = unet(latents.to(parameter.dtype), timestep, encoder_hidden_states=conditioning).sample.float()
+        decoded = vae.decode(predicted).float() if decode else None
+    return Generated(predicted, decoded, targets.permute(0, 3, 1, 2), vae.encode(targets) if target_latents else None)
 
 
-def step_losses(decoded: torch.Tensor, targets: torch.Tensor, batch: Batch, models: LossModels,
-                weights: LossWeights) -> dict:
+def needs_pixels(models: "LossModels", weights: LossWeights) -> bool:
+    return any(name != "l1_latent" for name in models.active(weights))
+
+
+def step_losses(generated: Generated, batch: Batch, models: LossModels, weights: LossWeights) -> dict:
     """name -> scalar tensor for each active term, and "total", the weighted sum."""
     losses = {}
+    if weights.l1_latent:
+        losses["l1_latent"] = l1(generated.latents, generated.target_latents)
+    decoded, targets = generated.decoded, generated.targets
     if weights.l1_lower:
         losses["l1_lower"] = l1(lower_half(decoded), lower_half(targets))
     if weights.l1_full:
