@@ -89,7 +89,10 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
             f"{models.base.version}. Prepare the data again for {models.base.version}, or load the other base."
         )
     device = runtime.device
-    unet = models.base.unet
+    unet = models.base.unet.requires_grad_(False)  # frozen: only the adapter trains
+    for network in (models.losses.vgg, models.losses.sync_expert, models.losses.arcface):
+        if network is not None:
+            network.requires_grad_(False).eval()
     train_drawer = SampleDrawer(data, settings.frames, settings.n_cond, settings.embedding_dropout, "train")
     check_drawer = SampleDrawer(data, settings.frames, settings.n_cond, 0.0, "validation")
     adapter = new_adapter(unet, models.base.version, settings.rank, seed=settings.seed,
@@ -184,7 +187,7 @@ def _one_step(unet, models, adapter, drawer, rng, settings, parameters, optimize
             if not torch.isfinite(total):
                 kept = f"the last good checkpoint, {last_path}, is kept" if last_path else "no checkpoint was made yet"
                 raise TrainingStopped(
-                    f"The training loss became {float(total)} at step {step + 1} ({_terms_text(losses)}); stopped, "
+                    f"The training loss became {float(total.detach())} at step {step + 1} ({_terms_text(losses)}); stopped, "
                     f"{kept}. Lower the learning rate (now {settings.learning_rate}) or a loss weight, then resume."
                 )
             (total / settings.gradient_accumulation).backward()
@@ -205,7 +208,7 @@ def _one_step(unet, models, adapter, drawer, rng, settings, parameters, optimize
 
 
 def _terms_text(losses: dict) -> str:
-    return ", ".join(f"{name} {float(value):.4g}" for name, value in losses.items())
+    return ", ".join(f"{name} {float(value.detach()):.4g}" for name, value in losses.items())
 
 
 @torch.no_grad()

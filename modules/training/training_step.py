@@ -25,7 +25,7 @@ class TrainingVAE:
     """A frozen VAE as training needs it: encode without gradient, decode with it."""
 
     def __init__(self, vae, scaling_factor: float = SD_VAE_SCALING):
-        self.vae = vae
+        self.vae = vae.requires_grad_(False)  # the gradient passes through it; its weights never change
         self.codec = DiffusersVAECodec(vae, scaling_factor)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
