@@ -118,6 +118,14 @@ def open_training_data(folder: str, base_version: str | None = None) -> Training
     return TrainingData(folder, manifest, clips)
 
 
+MIN_HELD_OUT = 12  # two 5-frame windows and a little more: a validation part too short to draw from is useless
+
+
+def held_out_count(count: int, fraction: float) -> int:
+    """How many of a clip's last frames are held out for validation."""
+    return min(max(round(count * fraction), MIN_HELD_OUT), count // 2)
+
+
 def write_clip(data_dir: str, name: str, crops: np.ndarray, audio_steps: np.ndarray, mel: np.ndarray, fps: float,
                flavour: str, embeddings: np.ndarray, affines: np.ndarray, frames: np.ndarray | None = None,
                validation_fraction: float = 0.1, extra: dict | None = None) -> dict:
@@ -131,7 +139,7 @@ def write_clip(data_dir: str, name: str, crops: np.ndarray, audio_steps: np.ndar
     np.save(os.path.join(folder, "arcface_affine.npy"), np.asarray(affines, np.float32))
     np.save(os.path.join(folder, "mel.npy"), np.asarray(mel, np.float32))
     np.ascontiguousarray(audio_steps, dtype=np.float32).tofile(os.path.join(folder, "audio_steps.f32"))
-    held_out = max(1, round(count * validation_fraction))
+    held_out = held_out_count(count, validation_fraction)
     info = {"name": name, "source": name, "fps": float(fps), "frame_count": count, "kept": count,
             "flavour": flavour, "audio_steps_shape": list(audio_steps.shape), "validation_start": count - held_out,
             "with_embedding": int(np.isfinite(embeddings).all(1).sum()), "skipped_frames": 0, **(extra or {})}

@@ -3,7 +3,8 @@
 import numpy as np
 
 
-def plot_losses(history: list[dict], validation: list[dict], path: str | None = None, width_px: int = 1000) -> np.ndarray:
+def plot_losses(history: list[dict], validation: list[dict], path: str | None = None,
+                width_px: int = 1000) -> np.ndarray:
     """Draw the curves; write a PNG to `path` when given; return the picture as uint8 RGB [H, W, 3]."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

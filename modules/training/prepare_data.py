@@ -28,8 +28,8 @@ from ..face.face_crop import cut_crops, plan_crops
 from ..runtime import Runtime
 from ..video.video_io import iter_frame_chunks, probe_video
 from .arcface_loss import alignment_matrix
-from .dataset_files import (CLIP_FILE, MANIFEST, clip_name, open_training_data, read_json, write_json_atomically,
-                            write_manifest)
+from .dataset_files import (CLIP_FILE, MANIFEST, clip_name, held_out_count, open_training_data, read_json,
+                            write_json_atomically, write_manifest)
 from .wav2lip_syncnet import wav2lip_mel
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -206,7 +206,7 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
     np.save(os.path.join(folder, "arcface_affine.npy"), affines)
     np.save(os.path.join(folder, "mel.npy"), wav2lip_mel(audio))
     steps_shape = _write_audio_steps(os.path.join(folder, "audio_steps.f32"), encoder, audio, settings.base_version)
-    held_out = max(1, round(len(kept) * settings.validation_fraction))
+    held_out = held_out_count(len(kept), settings.validation_fraction)
     clip = dict(base, flavour=settings.base_version, audio_steps_shape=steps_shape,
                 validation_start=len(kept) - held_out, with_embedding=with_embedding,
                 skipped_frames=len(landmarks) - len(kept), notes=plan.notes)

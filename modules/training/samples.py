@@ -40,7 +40,8 @@ class SampleDrawer:
         self.features = {clip.name: AudioFeatures(torch.from_numpy(np.asarray(clip.audio_steps)), clip.info["flavour"])
                          for clip in data.clips}
         self.starts = {clip.name: self._window_starts(clip) for clip in data.clips}
-        self.clips = [clip for clip in data.clips if len(self.starts[clip.name]) >= 2]
+        needed = 2 if part == "train" else 1  # validation may take any window as the reference
+        self.clips = [clip for clip in data.clips if len(self.starts[clip.name]) >= needed]
         if not self.clips:
             raise SettingError(
                 f"No clip in {data.folder} has enough consecutive face frames in its {part} part for a {frames}-frame "

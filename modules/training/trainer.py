@@ -187,8 +187,8 @@ def _one_step(unet, models, adapter, drawer, rng, settings, parameters, optimize
             if not torch.isfinite(total):
                 kept = f"the last good checkpoint, {last_path}, is kept" if last_path else "no checkpoint was made yet"
                 raise TrainingStopped(
-                    f"The training loss became {float(total.detach())} at step {step + 1} ({_terms_text(losses)}); stopped, "
-                    f"{kept}. Lower the learning rate (now {settings.learning_rate}) or a loss weight, then resume."
+                    f"The training loss became {float(total.detach())} at step {step + 1} ({_terms_text(losses)}); "
+                    f"stopped, {kept}. Lower the learning rate (now {settings.learning_rate}) or a loss weight, then resume."
                 )
             (total / settings.gradient_accumulation).backward()
             for name, value in losses.items():

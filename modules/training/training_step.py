@@ -105,7 +105,8 @@ def step_losses(generated: Generated, batch: Batch, models: LossModels, weights:
         shaped = decoded.reshape(-1, frames, *decoded.shape[1:])
         losses["sync"] = sync_loss(models.sync_expert, batch.mels.to(decoded.device), shaped)
     if models.arcface is not None and weights.identity:
-        losses["identity"] = identity_loss(models.arcface, decoded, batch.target_affines.flatten(0, 1).to(decoded.device),
-                                           batch.target_embeddings.flatten(0, 1).to(decoded.device))
+        device = decoded.device
+        losses["identity"] = identity_loss(models.arcface, decoded, batch.target_affines.flatten(0, 1).to(device),
+                                           batch.target_embeddings.flatten(0, 1).to(device))
     losses["total"] = sum(getattr(weights, name) * value for name, value in losses.items())
     return losses
