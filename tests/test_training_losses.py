@@ -167,7 +167,7 @@ def test_identity_loss_matches_insightface_on_the_aligned_crop(tmp_path):
                          torch.from_numpy(theirs)[None])
     assert float(loss.detach()) < 1e-3
     loss_other = identity_loss(model, image, torch.from_numpy(matrix)[None], -torch.from_numpy(theirs)[None])
-    assert abs(float(loss_other) - (1 + float(np.dot(ours, theirs)))) < 1e-4
+    assert abs(float(loss_other.detach()) - (1 + float(np.dot(ours, theirs)))) < 1e-4
     loss_other.backward()
     assert float(image.grad.abs().sum()) > 0
     # frames without an alignment (NaN) are left out
