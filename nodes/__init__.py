@@ -6,8 +6,10 @@ from .dub_node import DubVideo
 from .evaluation_nodes import CompareDubs, EvaluateDub, SyncNetLoader
 from .face_nodes import FaceAnalysisLoader, FaceCrop, PasteBack
 from .loader_nodes import LipSyncModelLoader, WhisperLoader
+from .loss_model_nodes import ArcFaceLossLoader, SyncExpertLoader, VGGLoader
 from .model_folders import register_model_folders
 from .sampler_node import LipSyncSampler
+from .training_nodes import PrepareTrainingData, TrainIdentityAdapter
 
 NODE_CLASS_MAPPINGS = {
     "UnAvgLip_LoadAudio": LoadAudio,
@@ -24,6 +26,11 @@ NODE_CLASS_MAPPINGS = {
     "UnAvgLip_SyncNetLoader": SyncNetLoader,
     "UnAvgLip_EvaluateDub": EvaluateDub,
     "UnAvgLip_CompareDubs": CompareDubs,
+    "UnAvgLip_PrepareTrainingData": PrepareTrainingData,
+    "UnAvgLip_TrainIdentityAdapter": TrainIdentityAdapter,
+    "UnAvgLip_VGGLoader": VGGLoader,
+    "UnAvgLip_SyncExpertLoader": SyncExpertLoader,
+    "UnAvgLip_ArcFaceLossLoader": ArcFaceLossLoader,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -41,6 +48,11 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "UnAvgLip_SyncNetLoader": "Load SyncNet (UnAvgLip)",
     "UnAvgLip_EvaluateDub": "Evaluate Dub (UnAvgLip)",
     "UnAvgLip_CompareDubs": "Compare Dubs (UnAvgLip)",
+    "UnAvgLip_PrepareTrainingData": "Prepare Training Data (UnAvgLip)",
+    "UnAvgLip_TrainIdentityAdapter": "Train Identity Adapter (UnAvgLip)",
+    "UnAvgLip_VGGLoader": "Load VGG19 for Loss (UnAvgLip)",
+    "UnAvgLip_SyncExpertLoader": "Load Lip-Sync Expert (UnAvgLip)",
+    "UnAvgLip_ArcFaceLossLoader": "Load ArcFace for Loss (UnAvgLip)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folders"]

@@ -39,3 +39,23 @@ class ComfyVAECodec:
         scaled_back = (1 / SD_VAE_SCALING) * latents  # written as MuseTalk writes it, for identical rounding
         decoded = self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, self.vae.vae_dtype))
         return model_range_to_images(decoded)
+
+
+class ComfyTrainingVAE:
+    """ComfyUI's VAE as the trainer needs it: encode without gradient, decode with it through the frozen autoencoder
+    (the same calls and scaling as ComfyVAECodec, without the clamp, so the gradient reaches every pixel)."""
+
+    def __init__(self, vae):
+        self.codec = ComfyVAECodec(vae)
+        self.vae = vae
+        vae.first_stage_model.requires_grad_(False)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.codec.encode(images)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        self.codec._load()
+        scaled_back = (1 / SD_VAE_SCALING) * latents
+        decoded = self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, self.vae.vae_dtype))
+        return decoded.float() / 2 + 0.5

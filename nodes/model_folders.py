@@ -11,7 +11,9 @@ AUDIO_ENCODER_FOLDER = "audio_encoders"  # core already registers it; Whisper ti
 INSIGHTFACE_FOLDER = "insightface"  # the root insightface reads; packs live in its models/<pack>/ subfolder
 ADAPTER_FOLDER = "unavglip"  # identity adapters: checkpoint-N/pytorch_model.bin or converted .safetensors
 FACE_PARSING_FOLDER = "face_parsing"  # BiSeNet 79999_iter.pth for the jaw / full_face paste modes
-SYNCNET_FOLDER = "syncnet"  # joonson/syncnet_python's syncnet_v2.model, for the lip-sync metrics
+SYNCNET_FOLDER = "syncnet"  # syncnet_v2.model (the lip-sync metrics); Wav2Lip's lipsync_expert.pth (the sync loss)
+VGG_FOLDER = "vgg"  # torchvision's vgg19-dcbb9e9d.pth, for the perceptual loss
+TRAINED_ADAPTERS = "unavglip_adapters"  # under ComfyUI's output folder: adapters the training node writes
 WEIGHT_EXTENSIONS = {".bin", ".pth", ".pt", ".safetensors", ".sft", ".ckpt"}
 # Folders not listed hold WEIGHT_EXTENSIONS; SyncNet's published file ends in .model.
 FOLDER_EXTENSIONS = {INSIGHTFACE_FOLDER: {".onnx"}, SYNCNET_FOLDER: WEIGHT_EXTENSIONS | {".model"}}
@@ -25,7 +27,9 @@ WHERE_TO_GET = {
     "folder)",
     ADAPTER_FOLDER: "an UnAvgLip identity adapter (the authors' checkpoint-N/pytorch_model.bin folder, or a file "
     "made with `unavglip convert-adapter`; no official weights are published yet)",
-    SYNCNET_FOLDER: "syncnet_v2.model of github.com/joonson/syncnet_python (its download_model.sh names the address)",
+    SYNCNET_FOLDER: "syncnet_v2.model of github.com/joonson/syncnet_python (its download_model.sh names the address) "
+    "for the scores, or Wav2Lip's lipsync_expert.pth (its 'Expert Discriminator') for the sync loss",
+    VGG_FOLDER: "vgg19-dcbb9e9d.pth (download.pytorch.org/models/vgg19-dcbb9e9d.pth, torchvision's VGG19)",
     FACE_PARSING_FOLDER: "79999_iter.pth, the BiSeNet face-parsing model of github.com/zllrunning/face-parsing.PyTorch "
     "(MuseTalk's models/face-parse-bisent/ holds the same file)",
 }
@@ -34,13 +38,22 @@ WHERE_TO_GET = {
 def register_model_folders() -> None:
     """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
     for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER, ADAPTER_FOLDER,
-                 SYNCNET_FOLDER):
-        default = os.path.join(folder_paths.models_dir, name)
-        known = folder_paths.folder_names_and_paths.get(name)
-        if known is None:
-            folder_paths.folder_names_and_paths[name] = ([default], set(FOLDER_EXTENSIONS.get(name, WEIGHT_EXTENSIONS)))
-        elif default not in known[0]:
-            known[0].append(default)
+                 SYNCNET_FOLDER, VGG_FOLDER):
+        _add_path(name, os.path.join(folder_paths.models_dir, name))
+    # Adapters trained in ComfyUI are written under its output folder and listed by the adapter loader from there.
+    _add_path(ADAPTER_FOLDER, trained_adapters_folder())
+
+
+def trained_adapters_folder() -> str:
+    return os.path.join(folder_paths.get_output_directory(), TRAINED_ADAPTERS)
+
+
+def _add_path(name: str, path: str) -> None:
+    known = folder_paths.folder_names_and_paths.get(name)
+    if known is None:
+        folder_paths.folder_names_and_paths[name] = ([path], set(FOLDER_EXTENSIONS.get(name, WEIGHT_EXTENSIONS)))
+    elif path not in known[0]:
+        known[0].append(path)
 
 
 def weight_files(folder_name: str) -> list[str]:

@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-from media_fixtures import write_video_with_audio
 from modules.cli import main as cli_main
 from modules.demo.demo_media import speech_like_signal
 from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_expert, write_vgg19
@@ -15,9 +14,9 @@ from modules.errors import FrameInputError, SettingError
 from modules.runtime import Runtime
 from modules.training.dataset_files import open_training_data
 from modules.training.prepare_data import PrepareSettings, prepare_dataset
+from training_fixtures import FACELESS, face_video
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface
-FACELESS = (10, 11, 12)
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +42,6 @@ def tools(models_dir):
 
     return (load_whisper_encoder(str(models_dir / "audio_encoders" / "tiny.pt")),
             load_face_analysis(str(models_dir / "insightface"), "buffalo_l", "CPU", 128))
-
-
-def face_video(path, frames=40, faceless=FACELESS, audio=True, face=True):
-    from tests import insightface_standins as standins
-
-    images = np.stack([standins.face_image(240, 320, box=(110 + i % 5, 50, 206 + i % 5, 146)) for i in range(frames)])
-    if not face:
-        images[:] = 40
-    for index in faceless:
-        images[index] = 40
-    samples = speech_like_signal(16000, frames / 25 + 0.1) if audio else None
-    write_video_with_audio(str(path), images, 25, samples, 16000)
-    return str(path)
 
 
 QUIET = Runtime(log=lambda message: None)

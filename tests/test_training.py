@@ -266,7 +266,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(bases, vae, people, tmp_path,
     with pytest.raises(CheckpointError, match="the disk is full.*previous checkpoint is kept"):
         trainer.train_adapter(data, trainer.TrainModels(bases["v1.0"], vae), quick(), str(tmp_path), QUIET)
     assert sorted(os.listdir(tmp_path)) == ["latest.json", "unavglip_adapter_000002_steps.safetensors",
-                                            "unavglip_adapter_resume.pt"]
+                                            "unavglip_adapter_resume.state"]
     assert json.load(open(tmp_path / "latest.json"))["step"] == 2
 
 

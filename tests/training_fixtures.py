@@ -4,12 +4,15 @@ import os
 
 import numpy as np
 
+from media_fixtures import write_video_with_audio
+from modules.demo.demo_media import speech_like_signal
 from modules.training.dataset_files import open_training_data, write_clip, write_manifest
 
 # Every person's upper face is the same grey; the lower half is the person's own colour, which neither the
 # masked input nor the audio (noise, the same statistics for everyone) can tell. Only the embedding says whose.
 PERSON_COLOURS = ((220, 40, 40), (40, 220, 40), (40, 40, 220))
-AUDIO_WIDTH = 64  # the tiny Whisper's width = the tiny UNet's cross-attention size
+AUDIO_WIDTH = 64
+FACELESS = (10, 11, 12)  # frames of face_video without a face  # the tiny Whisper's width = the tiny UNet's cross-attention size
 
 
 def person_crops(colour, frames: int) -> np.ndarray:
@@ -42,3 +45,16 @@ def write_tiny_bases(folder: str):
     from modules.demo.random_models import write_musetalk_unet
 
     return {version: write_musetalk_unet(os.path.join(folder, version), version) for version in ("v1.0", "v1.5")}
+
+
+def face_video(path, frames=40, faceless=FACELESS, audio=True, face=True):
+    import insightface_standins as standins
+
+    images = np.stack([standins.face_image(240, 320, box=(110 + i % 5, 50, 206 + i % 5, 146)) for i in range(frames)])
+    if not face:
+        images[:] = 40
+    for index in faceless:
+        images[index] = 40
+    samples = speech_like_signal(16000, frames / 25 + 0.1) if audio else None
+    write_video_with_audio(str(path), images, 25, samples, 16000)
+    return str(path)

@@ -45,7 +45,7 @@ def _write(path: str, writer) -> None:
 def save_checkpoint(out_dir: str, prefix: str, step: int, adapter, metadata: dict, resume_state: dict) -> str:
     os.makedirs(out_dir, exist_ok=True)
     adapter_path = os.path.join(out_dir, adapter_file_name(prefix, step))
-    state_path = os.path.join(out_dir, f"{prefix}_resume.pt")
+    state_path = os.path.join(out_dir, f"{prefix}_resume.state")  # not a weight extension: loaders skip it
     _write(adapter_path, lambda p: save_identity_adapter(adapter, p, adapter.layer_names, extra=metadata))
     _write(state_path + ".next", lambda p: torch.save(resume_state, p))
     os.replace(state_path + ".next", state_path)

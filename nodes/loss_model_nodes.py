@@ -1,0 +1,73 @@
+"""Loaders for the frozen networks of the training losses: VGG19 (perceptual), Wav2Lip's expert (sync) and the
+user's ArcFace ONNX run by torch (identity). Each output is a ModelPatcher around the torch module."""
+
+from ..modules.training.arcface_loss import ArcFaceForLoss
+from ..modules.training.vgg_features import FILE_NAME as VGG_FILE
+from ..modules.training.vgg_features import load_vgg_features
+from ..modules.training.wav2lip_syncnet import FILE_NAME as EXPERT_FILE
+from ..modules.training.wav2lip_syncnet import load_lipsync_expert
+from .model_folders import INSIGHTFACE_FOLDER, SYNCNET_FOLDER, VGG_FOLDER, full_path, weight_files
+from .model_handles import wrap_module
+
+VGG_TYPE = "UNAVGLIP_VGG"
+SYNC_EXPERT_TYPE = "UNAVGLIP_SYNC_EXPERT"
+ARCFACE_LOSS_TYPE = "UNAVGLIP_ARCFACE_LOSS"
+CATEGORY = "UnAvgLip/training"
+RECOGNITION_NAMES = ("w600k_r50", "glintr100")  # buffalo_l's and antelopev2's ArcFace models
+
+
+def _first(names: list[str], preferred: str) -> list[str]:
+    """The list with the conventional file first, so the widget's default is the right one."""
+    return sorted(names, key=lambda name: (preferred not in name, name))
+
+
+class VGGLoader:
+    DESCRIPTION = f"Loads torchvision's VGG19 ({VGG_FILE}) from models/vgg for the perceptual loss (relu3_3)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (VGG_TYPE,)
+    RETURN_NAMES = ("vgg",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vgg_name": (_first(weight_files(VGG_FOLDER), "vgg19"),
+                                          {"tooltip": f"{VGG_FILE} in ComfyUI/models/vgg."})}}
+
+    def load(self, vgg_name):
+        return (wrap_module(load_vgg_features(full_path(VGG_FOLDER, vgg_name))),)
+
+
+class SyncExpertLoader:
+    DESCRIPTION = (f"Loads Wav2Lip's lip-sync expert ({EXPERT_FILE}, its 'Expert Discriminator') from "
+                   "models/syncnet for the sync loss.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (SYNC_EXPERT_TYPE,)
+    RETURN_NAMES = ("sync_expert",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = [name for name in weight_files(SYNCNET_FOLDER) if not name.endswith(".model")]  # .model: scoring
+        return {"required": {"expert_name": (_first(names, "lipsync_expert"),
+                                             {"tooltip": f"{EXPERT_FILE} in ComfyUI/models/syncnet."})}}
+
+    def load(self, expert_name):
+        return (wrap_module(load_lipsync_expert(full_path(SYNCNET_FOLDER, expert_name))),)
+
+
+class ArcFaceLossLoader:
+    DESCRIPTION = ("Turns the ArcFace recognition model of an insightface pack (buffalo_l w600k_r50.onnx, "
+                   "antelopev2 glintr100.onnx) into a torch network with a gradient, for the identity loss.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (ARCFACE_LOSS_TYPE,)
+    RETURN_NAMES = ("arcface",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = [name for name in weight_files(INSIGHTFACE_FOLDER) if any(k in name for k in RECOGNITION_NAMES)]
+        return {"required": {"recognition_model": (_first(names, "w600k_r50"), {
+            "tooltip": "The recognition .onnx of a pack in ComfyUI/models/insightface/models/."})}}
+
+    def load(self, recognition_model):
+        return (wrap_module(ArcFaceForLoss(full_path(INSIGHTFACE_FOLDER, recognition_model))),)

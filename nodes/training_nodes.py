@@ -1,0 +1,263 @@
+"""Training nodes: Prepare Training Data (videos -> a dataset folder) and Train Identity Adapter (-> an adapter
+usable at once, its file under ComfyUI/output/unavglip_adapters/, a loss curve and a validation preview).
+
+ComfyUI runs every node inside torch.inference_mode(); training leaves it explicitly, and first turns the
+weights the loaders made (inference tensors, which autograd cannot save) into ordinary tensors in place.
+"""
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+import comfy.model_management as model_management
+import folder_paths
+import numpy as np
+import torch
+
+from ..modules.errors import SettingError
+from ..modules.musetalk.musetalk_unet import LipSyncUNet
+from ..modules.training.checkpoints import LATEST
+from ..modules.training.dataset_files import open_training_data
+from ..modules.training.loss_plot import plot_losses
+from ..modules.training.losses import LossWeights
+from ..modules.training.prepare_data import PrepareSettings, find_videos, prepare_dataset
+from ..modules.training.presets import PRESETS, preset
+from ..modules.training.trainer import TrainModels, train_adapter
+from ..modules.training.training_step import LossModels
+from .comfy_runtime import comfy_runtime
+from .comfy_vae import ComfyTrainingVAE
+from .face_nodes import INSIGHTFACE_TYPE, check_analysis
+from .loss_model_nodes import ARCFACE_LOSS_TYPE, CATEGORY, SYNC_EXPERT_TYPE, VGG_TYPE
+from .model_folders import trained_adapters_folder
+from .model_handles import ADAPTER_TYPE, MODEL_TYPE, WHISPER_TYPE, AdapterHandle, load_to_device, wrap_module
+
+DATA_TYPE = "UNAVGLIP_TRAINING_DATA"
+DATA_FOLDER = "unavglip_training_data"  # under ComfyUI's output folder
+
+
+@dataclass(frozen=True)
+class TrainingDataHandle:
+    folder: str
+    base_version: str
+    clips: int
+    frames: int
+
+
+def ordinary_tensors(*modules) -> None:
+    """Replace inference tensors (made by loaders inside ComfyUI's inference mode) by equal ordinary ones."""
+    for module in modules:
+        for owner in module.modules():
+            for name, parameter in list(owner._parameters.items()):
+                if parameter is not None and parameter.is_inference():
+                    owner._parameters[name] = torch.nn.Parameter(parameter.detach().clone(), requires_grad=False)
+            for name, buffer in list(owner._buffers.items()):
+                if buffer is not None and buffer.is_inference():
+                    owner._buffers[name] = buffer.clone()
+
+
+def _safe_name(text: str, fallback: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in text.strip())[:60]
+    return cleaned or fallback
+
+
+class PrepareTrainingData:
+    DESCRIPTION = (
+        "Turns videos of one person (or of many people) into training data for an identity adapter: face crops, "
+        "Whisper features, the sync loss's mel and ArcFace embeddings, cached under ComfyUI/output/"
+        f"{DATA_FOLDER}/<name>. Running it again with the same videos reuses what is done."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (DATA_TYPE, "STRING")
+    RETURN_NAMES = ("training_data", "summary")
+    FUNCTION = "prepare"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "face_analysis": (INSIGHTFACE_TYPE, {"tooltip": "Face Analysis Loader (UnAvgLip) with a full pack "
+                                                                "(buffalo_l): detection, landmarks and ArcFace."}),
+                "lipsync_model": (MODEL_TYPE, {"tooltip": "The base model the adapter is for: its version decides "
+                                                          "the crops and the audio features."}),
+                "audio_encoder": (WHISPER_TYPE, {"tooltip": "Load Whisper Audio Encoder (UnAvgLip)."}),
+                "dataset_name": ("STRING", {"default": "my_person", "tooltip": "The folder under ComfyUI/output/"
+                                            f"{DATA_FOLDER}/ (the base version is added)."}),
+                "validation_fraction": ("FLOAT", {"default": 0.1, "min": 0.05, "max": 0.45, "step": 0.05,
+                                                  "tooltip": "The last part of each clip, held out for validation."}),
+            },
+            "optional": {
+                "video": ("VIDEO", {"tooltip": "A video of the person speaking (core Load Video)."}),
+                "video_folder": ("STRING", {"default": "", "tooltip": "A folder of videos (inside ComfyUI/input, or "
+                                            "an absolute path); used with or instead of the video."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def prepare(self, face_analysis, lipsync_model, audio_encoder, dataset_name, validation_fraction, video=None,
+                video_folder="", unique_id=None):
+        check_analysis(face_analysis)
+        version = lipsync_model.version
+        folder = os.path.join(folder_paths.get_output_directory(), DATA_FOLDER,
+                              f"{_safe_name(dataset_name, 'dataset')}_{version}")
+        videos = []
+        if video is not None:
+            videos.append(_video_path(video, os.path.join(folder, "sources")))
+        if video_folder.strip():
+            path = video_folder.strip()
+            path = path if os.path.isabs(path) else os.path.join(folder_paths.get_input_directory(), path)
+            videos += find_videos([path])
+        if not videos:
+            raise SettingError("Prepare Training Data needs a video (link Load Video) or a video folder.")
+        encoder = load_to_device(audio_encoder.patcher)
+        runtime = comfy_runtime(unique_id)
+        report = prepare_dataset(videos, folder, encoder, face_analysis,
+                                 PrepareSettings(base_version=version, validation_fraction=validation_fraction),
+                                 runtime)
+        lines = [f"{len(report.clips)} clips, {report.frames} frames with a face ({report.reused} reused) for "
+                 f"MuseTalk {version} in {folder}."]
+        lines += [f"skipped {os.path.basename(v)}: {reason}" for v, reason in report.skipped]
+        return (TrainingDataHandle(folder, version, len(report.clips), report.frames), "\n".join(lines))
+
+
+def _video_path(video, sources: str) -> str:
+    """The VIDEO's file; an upload held in memory is kept under the dataset, named by its content (so the same
+    upload is the same clip next time)."""
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    if isinstance(source, str) and os.path.isfile(source):
+        return source
+    os.makedirs(sources, exist_ok=True)
+    if isinstance(source, io.BytesIO):
+        content = source.getbuffer()
+        path = os.path.join(sources, f"upload_{hashlib.sha1(content).hexdigest()[:12]}.mp4")
+        if not os.path.isfile(path):
+            with open(path, "wb") as handle:
+                handle.write(content)
+        return path
+    from comfy_api.latest import Types
+
+    path = os.path.join(sources, "video.mp4")
+    video.save_to(path, format=Types.VideoContainer.MP4)
+    return path
+
+
+ZERO_MEANS_PRESET = "0: the preset's value."
+
+
+class TrainIdentityAdapter:
+    DESCRIPTION = (
+        "Trains an UnAvgLip identity adapter on prepared data, on the frozen lip-sync model: the Identity Perceiver, "
+        "the ID-CrossAttn projections and (unless train_lora is off) the LoRA. Writes checkpoints to ComfyUI/output/"
+        "unavglip_adapters/<adapter_name>/ (Load Identity Adapter lists them) and returns the adapter, ready for "
+        "the Identity Perceiver and Apply ID-CrossAttn. Cancel stops within one step and keeps a checkpoint."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (ADAPTER_TYPE, "STRING", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("adapter", "adapter_file", "loss_curve", "validation_preview")
+    OUTPUT_NODE = True
+    FUNCTION = "train"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        weights = LossWeights()
+        weight = lambda value, what: ("FLOAT", {"default": value, "min": 0.0, "max": 100.0, "step": 0.01,  # noqa
+                                                "tooltip": f"Weight of the {what}; 0 switches it off."})
+        return {
+            "required": {
+                "lipsync_model": (MODEL_TYPE, {"tooltip": "The base model, loaded with weight_dtype fp32."}),
+                "vae": ("VAE", {"tooltip": "The sd-vae-ft-mse VAE (core Load VAE)."}),
+                "training_data": (DATA_TYPE, {"tooltip": "Prepare Training Data (UnAvgLip)."}),
+                "preset": (sorted(PRESETS), {"default": "personal", "tooltip": "personal: one person, 2000 steps, "
+                           "lr 1e-4; general: many people, UnAvgLip's 10 000 steps at 1e-5."}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip": ZERO_MEANS_PRESET}),
+                "learning_rate": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 1e-6, "round": False,
+                                            "tooltip": ZERO_MEANS_PRESET}),
+                "batch_size": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Clips per step (each 5 "
+                               "frames). " + ZERO_MEANS_PRESET}),
+                "rank": ("INT", {"default": 0, "min": 0, "max": 512, "tooltip": "LoRA rank. " + ZERO_MEANS_PRESET}),
+                "frames_per_clip": ("INT", {"default": 5, "min": 1, "max": 16, "tooltip": "Consecutive frames per "
+                                    "sample. 5 is the sync expert's window; other values switch the sync loss off."}),
+                "train_lora": ("BOOLEAN", {"default": True, "tooltip": "Off: only the identity branch trains, so "
+                               "strength 0 is exactly the base model."}),
+                "l1_lower": weight(weights.l1_lower, "pixel L1 on the lower half"),
+                "l1_full": weight(weights.l1_full, "pixel L1 on the whole crop"),
+                "perceptual": weight(weights.perceptual, "VGG19 loss (needs the vgg input)"),
+                "sync": weight(weights.sync, "lip-sync expert loss (needs the sync_expert input)"),
+                "identity": weight(weights.identity, "ArcFace identity loss (needs the arcface input)"),
+                "validate_every": ("INT", {"default": 0, "min": 0, "max": 100_000, "tooltip": ZERO_MEANS_PRESET}),
+                "checkpoint_every": ("INT", {"default": 0, "min": 0, "max": 100_000, "tooltip": ZERO_MEANS_PRESET}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+                "resume": ("BOOLEAN", {"default": False, "tooltip": "Continue the run in the adapter_name folder "
+                           "from its last checkpoint (off: a new folder if that one holds a run)."}),
+                "adapter_name": ("STRING", {"default": "my_adapter", "tooltip": "Folder and file name prefix."}),
+            },
+            "optional": {
+                "vgg": (VGG_TYPE, {"tooltip": "Load VGG19 (UnAvgLip): the perceptual loss."}),
+                "sync_expert": (SYNC_EXPERT_TYPE, {"tooltip": "Load Lip-Sync Expert (UnAvgLip): the sync loss."}),
+                "arcface": (ARCFACE_LOSS_TYPE, {"tooltip": "Load ArcFace for Loss (UnAvgLip): the identity loss."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def train(self, lipsync_model, vae, training_data, preset, steps, learning_rate, batch_size, rank,
+              frames_per_clip, train_lora, l1_lower, l1_full, perceptual, sync, identity, validate_every,
+              checkpoint_every, seed, resume, adapter_name, vgg=None, sync_expert=None, arcface=None, unique_id=None):
+        settings = _settings(preset, steps, learning_rate, batch_size, rank, train_lora, validate_every,
+                             checkpoint_every, seed, LossWeights(l1_lower=l1_lower, l1_full=l1_full,
+                                                                 perceptual=perceptual, sync=sync, identity=identity))
+        name = _safe_name(adapter_name, "my_adapter")
+        settings.prefix, settings.frames = name, int(frames_per_clip)
+        out_dir = _run_folder(name, resume)
+        with torch.inference_mode(False), torch.enable_grad():
+            model_management.unload_all_models()  # training needs the memory: free other models first
+            model_management.soft_empty_cache()
+            patchers = [lipsync_model.patcher] + [h for h in (vgg, sync_expert, arcface) if h is not None]
+            unet, *extra = _as_list(load_to_device(*patchers))
+            if next(unet.parameters()).dtype != torch.float32:
+                raise SettingError("Training needs the lip-sync model's weights in fp32: set weight_dtype to fp32 on "
+                                   "Load Lip-Sync Model (the adapter trains in bf16 autocast on a GPU anyway).")
+            ordinary_tensors(unet, vae.first_stage_model, *extra)
+            found = iter(extra)
+            losses = LossModels(vgg=next(found) if vgg is not None else None,
+                                sync_expert=next(found) if sync_expert is not None else None,
+                                arcface=next(found) if arcface is not None else None)
+            data = open_training_data(training_data.folder, lipsync_model.version)
+            base = LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source)
+            result = train_adapter(data, TrainModels(base, ComfyTrainingVAE(vae), losses), settings, out_dir,
+                                   comfy_runtime(unique_id), resume=resume)
+        curve = plot_losses(result.history, result.validation, os.path.join(out_dir, "loss_curve.png"))
+        preview = result.preview if result.preview is not None else np.zeros((64, 64, 3), np.uint8)
+        relative = os.path.relpath(result.adapter_path, trained_adapters_folder()).replace(os.sep, "/")
+        handle = AdapterHandle(patcher=wrap_module(result.adapter), source=result.adapter_path)
+        return (handle, relative, _image(curve), _image(preview))
+
+
+def _as_list(loaded):
+    return loaded if isinstance(loaded, list) else [loaded]
+
+
+def _image(picture: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(picture.astype(np.float32) / 255.0)[None]
+
+
+def _settings(preset_name, steps, learning_rate, batch_size, rank, train_lora, validate_every, checkpoint_every, seed,
+              weights):
+    chosen = {"steps": steps, "learning_rate": learning_rate, "batch_size": batch_size, "rank": rank,
+              "validate_every": validate_every, "checkpoint_every": checkpoint_every}
+    settings = preset(preset_name, weights=weights, train_lora=bool(train_lora), seed=int(seed),
+                      **{key: value for key, value in chosen.items() if value})
+    settings.validate_every = min(settings.validate_every, settings.steps)
+    settings.checkpoint_every = min(settings.checkpoint_every, settings.steps)
+    return settings
+
+
+def _run_folder(name: str, resume: bool) -> str:
+    """output/unavglip_adapters/<name>; without resume, a folder that already holds a run is kept and a numbered
+    one is used instead, so nothing trained before is overwritten."""
+    root = trained_adapters_folder()
+    folder = os.path.join(root, name)
+    number = 2
+    while not resume and os.path.isfile(os.path.join(folder, LATEST)):
+        folder = os.path.join(root, f"{name}_{number}")
+        number += 1
+    return folder
