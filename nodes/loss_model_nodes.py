@@ -6,7 +6,11 @@ from ..modules.training.vgg_features import FILE_NAME as VGG_FILE
 from ..modules.training.vgg_features import load_vgg_features
 from ..modules.training.wav2lip_syncnet import FILE_NAME as EXPERT_FILE
 from ..modules.training.wav2lip_syncnet import load_lipsync_expert
-from .model_folders import INSIGHTFACE_FOLDER, SYNCNET_FOLDER, VGG_FOLDER, full_path, weight_files
+import os
+
+from ..modules.errors import ModelFileError
+from .face_nodes import installed_packs, pack_root
+from .model_folders import SYNCNET_FOLDER, VGG_FOLDER, full_path, weight_files
 from .model_handles import wrap_module
 
 VGG_TYPE = "UNAVGLIP_VGG"
@@ -65,9 +69,15 @@ class ArcFaceLossLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        names = [name for name in weight_files(INSIGHTFACE_FOLDER) if any(k in name for k in RECOGNITION_NAMES)]
-        return {"required": {"recognition_model": (_first(names, "w600k_r50"), {
-            "tooltip": "The recognition .onnx of a pack in ComfyUI/models/insightface/models/."})}}
+        packs = installed_packs() or ["buffalo_l"]
+        return {"required": {"pack": (_first(packs, "buffalo_l"), {
+            "tooltip": "The insightface pack (ComfyUI/models/insightface/models/<pack>/) whose ArcFace model "
+                       "made the training data's embeddings: buffalo_l, as inference uses."})}}
 
-    def load(self, recognition_model):
-        return (wrap_module(ArcFaceForLoss(full_path(INSIGHTFACE_FOLDER, recognition_model))),)
+    def load(self, pack):
+        folder = os.path.join(pack_root(pack), "models", pack)
+        for name in RECOGNITION_NAMES:
+            if os.path.isfile(os.path.join(folder, name + ".onnx")):
+                return (wrap_module(ArcFaceForLoss(os.path.join(folder, name + ".onnx"))),)
+        raise ModelFileError(f"The insightface pack {pack} in {folder} has no ArcFace recognition model "
+                             f"({' or '.join(n + '.onnx' for n in RECOGNITION_NAMES)}); unzip buffalo_l again.")

@@ -30,11 +30,13 @@ from modules.demo.random_models import (
     write_unavglip_checkpoint,
 )
 from media_fixtures import write_audio
+from modules.demo.random_loss_models import write_lipsync_expert, write_vgg19
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 25
-VIDEO_FRAMES = {"talking_face.mp4": 6, "face_crops_256.mp4": 4}  # what write_example_inputs writes
+VIDEO_FRAMES = {"talking_face.mp4": 6, "face_crops_256.mp4": 4, "me_talking.mp4": 40}  # write_example_inputs
+TRAINING_RUN = {"steps": 1, "batch_size": 1, "frames_per_clip": 1, "validate_every": 1, "checkpoint_every": 1}
 SPEECH_SECONDS = {"new_speech.wav": 0.24, "speech.wav": 0.2}
 ADAPTERS = {"checkpoint-5000/pytorch_model.bin": 5, "checkpoint-10000/pytorch_model.bin": 10}  # file -> seed
 FACE_BOX = (100, 60, 196, 156)  # the stand-in face in frame 0 of talking_face.mp4; it moves 2 px right per frame
@@ -59,6 +61,10 @@ def write_example_inputs(models, inputs) -> None:
     write_video_with_audio(str(inputs / "talking_face.mp4"), frames, FPS, (0.1 * np.sin(2 * np.pi * 200 * t))[None]
                            .astype(np.float32), 16000)
     write_wav(str(inputs / "new_speech.wav"), SPEECH_SECONDS["new_speech.wav"])
+    talking = np.stack([insightface_standins.face_image(240, 320, box=(110 + i % 5, 50, 206 + i % 5, 146))
+                        for i in range(VIDEO_FRAMES["me_talking.mp4"])])  # the training clip: long enough to learn
+    write_video_with_audio(str(inputs / "me_talking.mp4"), talking, FPS,
+                           speech_like_signal(16000, VIDEO_FRAMES["me_talking.mp4"] / FPS + 0.1), 16000)
     crops = np.stack([insightface_standins.face_image(256, 256, box=(40, 40, 216, 230))
                       for _ in range(VIDEO_FRAMES["face_crops_256.mp4"])])
     write_video_with_audio(str(inputs / "face_crops_256.mp4"), crops, FPS, None, 16000)
@@ -111,6 +117,8 @@ def running_server(base):
     write_musetalk_unet(str(models / "lipsync"), "v1.5")
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
     write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=0)
+    write_lipsync_expert(str(models / "syncnet" / "lipsync_expert.pth"))
+    write_vgg19(str(models / "vgg" / "vgg19-dcbb9e9d.pth"))
     write_hf_whisper(str(models / "audio_encoders" / "whisper-tiny"))
     write_example_inputs(models, inputs)
     vae_state = {k: v.contiguous() for k, v in sd_vae_ft_mse_random().state_dict().items()}
@@ -121,7 +129,7 @@ def running_server(base):
     config.write_text(
         f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"
         f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n    insightface: models/insightface/\n"
-        f"    unavglip: models/unavglip/\n    syncnet: models/syncnet/\n"
+        f"    unavglip: models/unavglip/\n    syncnet: models/syncnet/\n    vgg: models/vgg/\n"
     )
     port = free_port()
     log = open(base / "server.log", "w")
@@ -144,6 +152,15 @@ def running_server(base):
     process.terminate()
     process.wait(timeout=30)
     log.close()
+
+
+def shorten_training(prompt: dict) -> dict:
+    """The training workflow as sent, with Train Identity Adapter set to one step of one frame: the shipped preset
+    (2000 steps of 2 x 5 frames at full size) takes hours on a CPU. Everything else is left as it is."""
+    for entry in prompt.values():
+        if entry.get("class_type") == "UnAvgLip_TrainIdentityAdapter":
+            entry["inputs"].update(TRAINING_RUN)
+    return prompt
 
 
 def run_prompt(server, prompt: dict, timeout: float = 600.0) -> dict:

@@ -27,6 +27,7 @@ from comfy_server import (
     VIDEO_FRAMES,
     request,
     run_prompt,
+    shorten_training,
     sd_vae_ft_mse_random,
 )
 from test_workflows import FILE_LIST_INPUTS, SNAPSHOT, SNAPSHOT_KEYS
@@ -36,7 +37,9 @@ pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not se
 OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_WhisperLoader", "UnAvgLip_LipSyncSampler",
              "UnAvgLip_FaceAnalysisLoader", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDAdapterLoader",
              "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo", "UnAvgLip_SyncNetLoader",
-             "UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs"]
+             "UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_PrepareTrainingData",
+             "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader", "UnAvgLip_SyncExpertLoader",
+             "UnAvgLip_ArcFaceLossLoader"]
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
@@ -279,7 +282,9 @@ def test_schema_snapshot_matches_the_live_server(server):
                                                                                   "unet_name")])
     assert {"tiny.pt", "whisper-tiny/"} <= set(listed[("UnAvgLip_WhisperLoader", "encoder_name")])
     assert listed[("UnAvgLip_FaceAnalysisLoader", "pack")] == ["buffalo_l"]
-    assert sorted(listed[("UnAvgLip_IDAdapterLoader", "adapter_name")]) == sorted(ADAPTERS)
+    adapters = listed[("UnAvgLip_IDAdapterLoader", "adapter_name")]
+    assert sorted(name for name in adapters if name.startswith("checkpoint-")) == sorted(ADAPTERS)
+    assert all(name.startswith(("checkpoint-", "my_adapter")) for name in adapters)  # + what training wrote
     assert listed[("UnAvgLip_IdentityPerceiver", "embedding_file")][0] == "none"
 
 
@@ -289,7 +294,7 @@ def test_workflow_templates_list_the_pack_workflows(server):
     assert status == 200
     shipped = sorted(os.path.splitext(os.path.basename(path))[0]
                      for path in glob.glob(os.path.join(PACK_ROOT, "workflows", "*.json")))
-    assert len(shipped) == 6
+    assert len(shipped) == 7
     assert sorted(templates["ComfyUI-UnAvgLip"]) == shipped
     for name in shipped:
         status, served = request(f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.json")
@@ -361,3 +366,98 @@ def test_comfy_vae_codec_matches_diffusers_codec():
         torch.testing.assert_close(ours, reference, rtol=0, atol=1e-4)
         decoded = ComfyVAECodec(comfy_vae).decode(reference)
         torch.testing.assert_close(decoded, DiffusersVAECodec(diffusers_vae).decode(reference), rtol=0, atol=1 / 255)
+
+
+# ---- the training workflow ----
+
+
+def training_prompt(server, **train_inputs) -> dict:
+    _, info = request(server["url"] + "/object_info")
+    prompt = shorten_training(ui_to_api(load_workflow("unavglip_train_my_adapter"), info))
+    (train,) = nodes_of(prompt, "UnAvgLip_TrainIdentityAdapter")
+    prompt[train]["inputs"].update(train_inputs)
+    return prompt
+
+
+def cached_nodes(entry: dict) -> set:
+    return {node for kind, data in entry["status"]["messages"] if kind == "execution_cached"
+            for node in data["nodes"]}
+
+
+def test_the_training_workflow_trains_an_adapter_another_graph_uses(server):
+    """unavglip_train_my_adapter as the frontend sends it (one training step): the adapter file is written under
+    output/unavglip_adapters, the loss curve and held-out mouths are shown, the dub with it is scored against the
+    base and saved side by side; the adapter loader lists the file and another workflow dubs with it; queueing the
+    graph again with another seed reuses the prepared data and keeps the first adapter."""
+    prompt = training_prompt(server)
+    entry = run_prompt(server, prompt, timeout=1800)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    folder = server["outputs"] / "unavglip_adapters" / "my_adapter"
+    assert (folder / "my_adapter_000001_steps.safetensors").is_file() and (folder / "loss_curve.png").is_file()
+    curve_node, mouths_node, plot_node = nodes_of(prompt, "PreviewImage")
+    for node in (curve_node, mouths_node, plot_node):
+        assert entry["outputs"][node]["images"], node
+    (table_node,) = nodes_of(prompt, "PreviewAny")
+    header = "".join(entry["outputs"][table_node]["text"]).splitlines()[0]
+    assert header.replace(",", "").split() == ["metric", "base", "my", "adapter"], header
+    (save,) = nodes_of(prompt, "SaveVideo")
+    (video,) = output_files(server, entry, save)
+    assert decode_video(video).shape == (6, 240, 640, 3)  # base left, the trained adapter right
+
+    _, info = request(server["url"] + "/object_info/UnAvgLip_IDAdapterLoader")
+    listed = info["UnAvgLip_IDAdapterLoader"]["input"]["required"]["adapter_name"][0]
+    assert "my_adapter/my_adapter_000001_steps.safetensors" in listed
+    _, full_info = request(server["url"] + "/object_info")
+    dub = ui_to_api(load_workflow("unavglip_dub_video_identity"), full_info)
+    (loader,) = nodes_of(dub, "UnAvgLip_IDAdapterLoader")
+    dub[loader]["inputs"]["adapter_name"] = "my_adapter/my_adapter_000001_steps.safetensors"
+    entry = run_prompt(server, dub)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+
+    again = training_prompt(server, seed=1)
+    entry = run_prompt(server, again, timeout=1800)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    (prepare,) = nodes_of(again, "UnAvgLip_PrepareTrainingData")
+    assert prepare in cached_nodes(entry)  # the prepared data is reused
+    assert (server["outputs"] / "unavglip_adapters" / "my_adapter_2" / "my_adapter_000001_steps.safetensors").is_file()
+    assert (folder / "my_adapter_000001_steps.safetensors").is_file()  # the first run is kept
+
+
+def test_interrupt_during_training_stops_within_a_step_and_keeps_a_checkpoint(server):
+    import time
+
+    prompt = training_prompt(server, steps=200, checkpoint_every=1, validate_every=1000, adapter_name="cancelled",
+                             seed=2)
+    status, answer = request(server["url"] + "/prompt", {"prompt": prompt})
+    assert status == 200, answer
+    prompt_id = answer["prompt_id"]
+    latest = server["outputs"] / "unavglip_adapters" / "cancelled" / "latest.json"
+    deadline = time.time() + 1500
+    while not latest.is_file():
+        assert time.time() < deadline, "training never wrote its first checkpoint"
+        time.sleep(0.5)
+    interrupted_at = time.time()
+    request(server["url"] + "/interrupt", {})
+    while True:
+        _, history = request(f"{server['url']}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            break
+        assert time.time() < interrupted_at + 600, "the run did not stop after /interrupt"
+        time.sleep(0.2)
+    seconds = time.time() - interrupted_at
+    entry = history[prompt_id]
+    kinds = [kind for kind, _ in entry["status"]["messages"]]
+    assert "execution_interrupted" in kinds, kinds
+    step = json.load(open(latest))["step"]
+    print(f"\n/interrupt -> stopped in {seconds:.1f} s, at step {step} of 200")
+    assert 1 <= step < 200
+    _, info = request(server["url"] + "/object_info/UnAvgLip_IDAdapterLoader")
+    name = f"cancelled/cancelled_{step:06d}_steps.safetensors"
+    assert name in info["UnAvgLip_IDAdapterLoader"]["input"]["required"]["adapter_name"][0]
+    loader = {"1": {"class_type": "UnAvgLip_IDAdapterLoader", "inputs": {"adapter_name": name,
+                                                                          "weight_dtype": "fp32"}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    entry = run_prompt(server, loader)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    _, queue = request(server["url"] + "/queue")
+    assert not queue["queue_running"] and not queue["queue_pending"]

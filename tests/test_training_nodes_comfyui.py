@@ -117,12 +117,11 @@ def test_the_loss_model_loaders_list_and_load_their_files(comfy, loaded):
     node = comfy["node"]
     assert node["SyncExpertLoader"].INPUT_TYPES()["required"]["expert_name"][0] == ["lipsync_expert.pth"]
     assert node["VGGLoader"].INPUT_TYPES()["required"]["vgg_name"][0] == ["vgg19-dcbb9e9d.pth"]
-    (arcface_file,) = node["ArcFaceLossLoader"].INPUT_TYPES()["required"]["recognition_model"][0]
-    assert arcface_file.endswith("buffalo_l/w600k_r50.onnx")
+    assert node["ArcFaceLossLoader"].INPUT_TYPES()["required"]["pack"][0] == ["buffalo_l"]
     loaded["loss_models"] = {
         "vgg": run(comfy, "VGGLoader", "load", "vgg19-dcbb9e9d.pth")[0],
         "sync_expert": run(comfy, "SyncExpertLoader", "load", "lipsync_expert.pth")[0],
-        "arcface": run(comfy, "ArcFaceLossLoader", "load", arcface_file)[0],
+        "arcface": run(comfy, "ArcFaceLossLoader", "load", "buffalo_l")[0],
     }
     with pytest.raises(comfy["errors"].ModelFileError, match="for scoring"):
         run(comfy, "SyncExpertLoader", "load", "syncnet_v2.model")

@@ -21,7 +21,7 @@ WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))  # each
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
 BUILT = ["unavglip_compare_and_score.json", "unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
-         "unavglip_dub_video_identity.json", "unavglip_lipsync_face_crops.json"]
+         "unavglip_dub_video_identity.json", "unavglip_lipsync_face_crops.json", "unavglip_train_my_adapter.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # Widgets the frontend adds after a node's required widgets, and what it saves for them (tests/test_frontend.py
 # checks this in a real browser): an upload button for video_upload combos; the player and upload button that
@@ -31,7 +31,7 @@ FRONTEND_WIDGETS = {"LoadVideo": [("upload", "IMAGEUPLOAD", "image")],
                                    ("previewMode", "BOOLEAN", None)],
                     "UnAvgLip_LoadAudio": [("audioUI", "AUDIO_UI", None), ("upload", "AUDIOUPLOAD", None)]}
 NOTE = "MarkdownNote"  # a frontend-only node: no schema, never sent to the server
-GROUPS = {"Inputs", "Face", "Identity", "Lip sync", "Score", "Output"}
+GROUPS = {"Inputs", "Face", "Identity", "Lip sync", "Score", "Output", "Training"}
 # Combos listing files of this machine (model folders, the input folder): their options are not fixed.
 FILE_LIST_INPUTS = {
     ("LoadVideo", "file"),
@@ -43,6 +43,9 @@ FILE_LIST_INPUTS = {
     ("UnAvgLip_IDAdapterLoader", "adapter_name"),
     ("UnAvgLip_IdentityPerceiver", "embedding_file"),
     ("UnAvgLip_SyncNetLoader", "syncnet_name"),
+    ("UnAvgLip_VGGLoader", "vgg_name"),
+    ("UnAvgLip_SyncExpertLoader", "expert_name"),
+    ("UnAvgLip_ArcFaceLossLoader", "pack"),
 }
 # Loaders: (node type, file widget) -> the ComfyUI model folder the file lives in.
 MODEL_FOLDERS = {
@@ -52,9 +55,12 @@ MODEL_FOLDERS = {
     ("UnAvgLip_FaceAnalysisLoader", "pack"): "insightface",
     ("UnAvgLip_IDAdapterLoader", "adapter_name"): "unavglip",
     ("UnAvgLip_SyncNetLoader", "syncnet_name"): "syncnet",
+    ("UnAvgLip_VGGLoader", "vgg_name"): "vgg",
+    ("UnAvgLip_SyncExpertLoader", "expert_name"): "syncnet",
+    ("UnAvgLip_ArcFaceLossLoader", "pack"): "insightface",
 }
 PUBLISHED = {"musetalkV15/unet.pth", "musetalk/pytorch_model.bin", "vae-ft-mse-840000-ema-pruned.safetensors",
-             "tiny.pt"}  # files with a direct download; the frontend offers it when the file is missing
+             "tiny.pt", "vgg19-dcbb9e9d.pth"}  # files with a direct download; the frontend offers it when the file is missing
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
 GROUP_TITLE_HEIGHT = 30  # a group's title bar (font size 24) at the top of its bounding box
 

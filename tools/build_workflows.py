@@ -40,8 +40,12 @@ MODEL_WIDGETS = {
     ("UnAvgLip_FaceAnalysisLoader", "pack"): "insightface",
     ("UnAvgLip_IDAdapterLoader", "adapter_name"): "unavglip",
     ("UnAvgLip_SyncNetLoader", "syncnet_name"): "syncnet",
+    ("UnAvgLip_VGGLoader", "vgg_name"): "vgg",
+    ("UnAvgLip_SyncExpertLoader", "expert_name"): "syncnet",
+    ("UnAvgLip_ArcFaceLossLoader", "pack"): "insightface",
 }
 URLS = {
+    "vgg19-dcbb9e9d.pth": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
     "musetalkV15/unet.pth": "https://huggingface.co/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth",
     "musetalk/pytorch_model.bin": "https://huggingface.co/TMElyralab/MuseTalk/resolve/main/musetalk/pytorch_model.bin",
     "vae-ft-mse-840000-ema-pruned.safetensors": "https://huggingface.co/stabilityai/sd-vae-ft-mse-original/resolve/"
@@ -60,12 +64,13 @@ SIZES = {
     "UnAvgLip_IDAdapterLoader": [340, 90], "UnAvgLip_IdentityPerceiver": [340, 230],
     "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150], "UnAvgLip_DubVideo": [340, 300],
     "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 250], "PreviewImage": [520, 420],
-    "PreviewAny": [520, 300],
+    "PreviewAny": [520, 300], "UnAvgLip_PrepareTrainingData": [360, 230], "UnAvgLip_TrainIdentityAdapter": [380, 740],
+    "UnAvgLip_VGGLoader": [340, 60], "UnAvgLip_SyncExpertLoader": [340, 60], "UnAvgLip_ArcFaceLossLoader": [340, 60],
 }
 GAP = 60  # between nodes: a node's title bar (30) is drawn above its pos
 GROUP_PAD, GROUP_TITLE = 20, 50  # group margin around its nodes; the group's title bar above the first node
 GROUP_COLORS = {"Inputs": "#3f789e", "Face": "#8a8a3f", "Lip sync": "#3f8a5a", "Identity": "#8a3f76",
-                "Output": "#a1309b", "Score": "#b06634"}
+                "Output": "#a1309b", "Score": "#b06634", "Training": "#3f5a8a"}
 NOTE_COLOR, NOTE_BGCOLOR = "#432", "#653"  # the frontend's note colours
 VIEW = (80, 110, 1560, 960)  # screen box the graph is fitted into when opened (and screenshotted)
 READABLE_SCALE = 0.65  # below 0.6 the frontend draws nodes without text (its low-quality zoom threshold)
@@ -351,6 +356,10 @@ MODEL_ROWS = {  # file -> (folder under ComfyUI/models/, where to get it)
     "buffalo_l/": ("insightface/models/", "insightface's `buffalo_l.zip`, unpacked (non-commercial licence)"),
     "syncnet_v2.model": ("syncnet/", "[joonson/syncnet_python](https://github.com/joonson/syncnet_python): "
                                      "`download_model.sh` names it"),
+    "vgg19-dcbb9e9d.pth": ("vgg/", "[torchvision's VGG19](https://download.pytorch.org/models/vgg19-dcbb9e9d.pth) "
+                                   "(the perceptual loss)"),
+    "lipsync_expert.pth": ("syncnet/", "[Rudrabha/Wav2Lip](https://github.com/Rudrabha/Wav2Lip)'s Expert "
+                                       "Discriminator (the sync loss; non-commercial licence)"),
 }
 ADAPTER_ROW = ("unavglip/", "none published: train one, or the authors' `checkpoint-N` folder, or a file made with "
                             "`unavglip convert-adapter`")
@@ -619,6 +628,94 @@ def lipsync_face_crops(schema: dict) -> dict:
     return g.workflow("00000000-0000-0000-0000-0000000005a1")  # the id it has always had
 
 
+TRAINING_VIDEO = "me_talking.mp4"
+
+
+def train_my_adapter(schema: dict) -> dict:
+    note = note_text(
+        "Train an identity adapter on a video of you, then dub with it (MuseTalk v1.0)",
+        [f"Put a video of the person speaking (a minute or more, the face in view) in `ComfyUI/input/` as "
+         f"`{TRAINING_VIDEO}`, or pick it in the **Load Video** of the Training group.",
+         f"Put another clip of the same person, `{VIDEO_FILE}`, and the new speech, `{SPEECH_FILE}`, there too.",
+         "Put the model files below in their folders. VGG19, the sync expert and ArcFace give the optional losses: "
+         "bypass a loader you lack (Ctrl+B) and its loss is left out.",
+         "Press **Run**: the adapter is saved in `ComfyUI/output/unavglip_adapters/my_adapter/` (Load Identity "
+         "Adapter lists it), the dubbed video in `ComfyUI/output/video/`."],
+        "**Prepare Training Data** cuts the face crops and computes the audio features and ArcFace embeddings "
+        "(cached: a second run reuses them). **Train Identity Adapter** trains the Identity Perceiver, "
+        "ID-CrossAttn and LoRA on the frozen lip-sync model (preset *personal*: 2000 steps; hours on a CPU, "
+        "minutes on a GPU) and shows the loss curve and held-out mouths (real above, generated below). The "
+        "trained adapter then dubs the other clip; **Compare Dubs** scores it against the base model, and the "
+        "saved video shows both side by side (base left).",
+        [V10["unet"], V10["whisper"], VAE_FILE, "buffalo_l/", "vgg19-dcbb9e9d.pth", "lipsync_expert.pth"])
+    g = Graph(schema)
+    g.note(note, 0, 0, NOTE_SIZE)
+    n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, V10)
+    g.nodes[n["model"] - 1]["widgets"]["weight_dtype"] = "fp32"  # training needs the base in fp32
+    g.group("Inputs", n["video"], n["speech"], n["model"], n["whisper"], n["vae"], n["parts"])
+    add_face(g, n, g.right_of(n["model"], n["parts"], extra=GROUP_GAP), versions=V10)
+    x = g.right_of(n["faces"], n["crop"], extra=GROUP_GAP)
+    clip = g.add("LoadVideo", x, TOP, file=TRAINING_VIDEO)
+    prepare = g.add("UnAvgLip_PrepareTrainingData", x, g.below(clip), dataset_name="my_person",
+                    validation_fraction=0.1, video_folder="")
+    vgg = g.add("UnAvgLip_VGGLoader", x, g.below(prepare), vgg_name="vgg19-dcbb9e9d.pth")
+    expert = g.add("UnAvgLip_SyncExpertLoader", x, g.below(vgg), expert_name="lipsync_expert.pth")
+    arcface = g.add("UnAvgLip_ArcFaceLossLoader", x, g.below(expert), pack="buffalo_l")
+    column = g.right_of(clip, prepare, vgg, expert, arcface)
+    train = g.add("UnAvgLip_TrainIdentityAdapter", column, TOP, preset="personal", steps=0, learning_rate=0.0,
+                  batch_size=0, rank=0, frames_per_clip=5, train_lora=True, l1_lower=1.0, l1_full=1.0,
+                  perceptual=1.0, sync=0.05, identity=0.1, validate_every=0, checkpoint_every=0, seed=0,
+                  resume=False, adapter_name="my_adapter")
+    previews = g.right_of(train)
+    curve = g.add("PreviewImage", previews, TOP)
+    mouths = g.add("PreviewImage", previews, g.below(curve))
+    for source, output, target, name in ((clip, "VIDEO", prepare, "video"), (n["faces"], "insightface", prepare,
+                                         "face_analysis"), (n["model"], "lipsync_model", prepare, "lipsync_model"),
+                                         (n["whisper"], "audio_encoder", prepare, "audio_encoder"),
+                                         (n["model"], "lipsync_model", train, "lipsync_model"),
+                                         (n["vae"], "VAE", train, "vae"), (prepare, "training_data", train,
+                                         "training_data"), (vgg, "vgg", train, "vgg"),
+                                         (expert, "sync_expert", train, "sync_expert"),
+                                         (arcface, "arcface", train, "arcface"), (train, "loss_curve", curve, "images"),
+                                         (train, "validation_preview", mouths, "images")):
+        g.link(source, output, target, name)
+    g.group("Training", clip, prepare, vgg, expert, arcface, train, curve, mouths)
+    x = g.right_of(curve, mouths, extra=GROUP_GAP)
+    perceiver = g.add("UnAvgLip_IdentityPerceiver", x, TOP, mode="raw", embedding_file="none", max_references=4,
+                      save_as="")
+    apply = g.add("UnAvgLip_IDCrossAttnApply", x, g.below(perceiver), strength=0.5, lora_strength=1.0)
+    for source, output, target, name in ((train, "adapter", perceiver, "adapter"), (n["faces"], "insightface",
+                                         perceiver, "face_analysis"), (n["crop"], "crops", perceiver,
+                                         "reference_images"), (n["model"], "lipsync_model", apply, "lipsync_model"),
+                                         (train, "adapter", apply, "adapter"), (perceiver, "identity", apply,
+                                         "identity")):
+        g.link(source, output, target, name)
+    g.group("Identity", perceiver, apply)
+    x = g.right_of(perceiver, apply, extra=GROUP_GAP)
+    lipsync = list(add_lipsync(g, n, n["model"], x))
+    lipsync += add_lipsync(g, n, apply, g.right_of(*lipsync))
+    g.group("Lip sync", *lipsync)
+    base, trained = lipsync[1], lipsync[3]
+    x = g.right_of(*lipsync[2:], extra=GROUP_GAP)
+    compare = g.add("UnAvgLip_CompareDubs", x, TOP, labels="base, my adapter")
+    table = g.add("PreviewAny", g.right_of(compare), TOP)
+    plot = g.add("PreviewImage", g.right_of(compare), g.below(table))
+    for source, output, name in ((base, "images", "version_1"), (trained, "images", "version_2"),
+                                 (n["parts"], "fps", "fps"), (n["parts"], "images", "original"),
+                                 (n["speech"], "audio", "audio"), (n["faces"], "insightface", "face_analysis")):
+        g.link(source, output, compare, name)
+    g.link(compare, "table", table, "source")
+    g.link(compare, "plot", plot, "images")
+    g.group("Score", compare, table, plot)
+    x = g.right_of(table, plot, extra=GROUP_GAP)
+    stitch = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
+                   spacing_color="white")
+    g.link(base, "images", stitch, "image1")
+    g.link(trained, "images", stitch, "image2")
+    add_output(g, n, stitch, "IMAGE", g.right_of(stitch), "video/unavglip_my_adapter", stitch)
+    return g.workflow(stable_id("unavglip_train_my_adapter"))
+
+
 WORKFLOWS = {
     "unavglip_lipsync_face_crops.json": lipsync_face_crops,
     "unavglip_dub_video.json": dub_video,
@@ -626,6 +723,7 @@ WORKFLOWS = {
     "unavglip_dub_video_identity.json": dub_video_identity,
     "unavglip_compare_two_adapters.json": compare_two_adapters,
     "unavglip_compare_and_score.json": compare_and_score,
+    "unavglip_train_my_adapter.json": train_my_adapter,
 }
 
 

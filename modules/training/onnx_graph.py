@@ -73,7 +73,17 @@ def _squeeze(x, axes_input=None, axes=None, **_):
     return x
 
 
+def _slice(x, starts, ends, axes=None, steps=None, **_):
+    index = [slice(None)] * x.ndim
+    axes = axes.tolist() if axes is not None else list(range(len(starts)))
+    steps = steps.tolist() if steps is not None else [1] * len(axes)
+    for axis, start, end, step in zip(axes, starts.tolist(), ends.tolist(), steps):
+        index[int(axis)] = slice(int(start), min(int(end), x.shape[int(axis)]), int(step))
+    return x[tuple(index)]
+
+
 OPERATORS = {
+    "Slice": _slice,
     "Unsqueeze": _unsqueeze,
     "Squeeze": _squeeze,
     "Conv": _conv,
