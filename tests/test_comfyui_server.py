@@ -31,7 +31,7 @@ from comfy_server import (
     sd_vae_ft_mse_random,
 )
 from test_workflows import FILE_LIST_INPUTS, SNAPSHOT, SNAPSHOT_KEYS
-from tools.build_workflows import NOTE_TYPE, frontend_extra_widgets
+from tools.build_workflows import NOTE_TYPE, frontend_extra_widgets, has_control_widget
 
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH is not set: no ComfyUI checkout to run")
 OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_WhisperLoader", "UnAvgLip_LipSyncSampler",
@@ -59,6 +59,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 spec = info["input"][section][name]
                 is_widget = isinstance(spec[0], list) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
                 value = values.pop(0) if is_widget and values else None
+                if is_widget and has_control_widget(name, spec) and values:
+                    values.pop(0)  # the seed's "control after generate" value: the frontend does not send it
                 if name in linked:
                     link = links[linked[name]]
                     inputs[name] = [str(link[1]), link[2]]
@@ -414,20 +416,28 @@ def test_the_training_workflow_trains_an_adapter_another_graph_uses(server):
     entry = run_prompt(server, dub)
     assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
 
+    # The same graph again (another seed). The dub graph in between replaced ComfyUI's cache, so Prepare Training
+    # Data runs again, and finds its clip on disk: nothing is recomputed.
+    (crops,) = (server["outputs"] / "unavglip_training_data" / "my_person_v1.0" / "clips").glob("*/crops.npy")
+    written = crops.stat().st_mtime_ns
     again = training_prompt(server, seed=1)
     entry = run_prompt(server, again, timeout=1800)
     assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
     (prepare,) = nodes_of(again, "UnAvgLip_PrepareTrainingData")
-    assert prepare in cached_nodes(entry)  # the prepared data is reused
+    assert prepare not in cached_nodes(entry) and crops.stat().st_mtime_ns == written
+    assert "me_talking.mp4 is prepared already (40 frames); reused." in server["log"].read_text()
     assert (server["outputs"] / "unavglip_adapters" / "my_adapter_2" / "my_adapter_000001_steps.safetensors").is_file()
     assert (folder / "my_adapter_000001_steps.safetensors").is_file()  # the first run is kept
+    # And at once once more (another seed again): now ComfyUI's own cache holds Prepare's output.
+    entry = run_prompt(server, training_prompt(server, seed=2), timeout=1800)
+    assert entry["status"]["status_str"] == "success" and prepare in cached_nodes(entry)
 
 
 def test_interrupt_during_training_stops_within_a_step_and_keeps_a_checkpoint(server):
     import time
 
     prompt = training_prompt(server, steps=200, checkpoint_every=1, validate_every=1000, adapter_name="cancelled",
-                             seed=2)
+                             seed=3)
     status, answer = request(server["url"] + "/prompt", {"prompt": prompt})
     assert status == 200, answer
     prompt_id = answer["prompt_id"]
@@ -437,7 +447,9 @@ def test_interrupt_during_training_stops_within_a_step_and_keeps_a_checkpoint(se
         assert time.time() < deadline, "training never wrote its first checkpoint"
         time.sleep(0.5)
     interrupted_at = time.time()
-    request(server["url"] + "/interrupt", {})
+    with urllib.request.urlopen(urllib.request.Request(server["url"] + "/interrupt", data=b"{}", headers={
+            "Content-Type": "application/json"}), timeout=30) as answer:  # answers with an empty body
+        assert answer.status == 200
     while True:
         _, history = request(f"{server['url']}/history/{prompt_id}")
         if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:

@@ -114,6 +114,8 @@ def test_workflow_loads_unchanged(page, path, tmp_path):
     name = os.path.splitext(os.path.basename(path))[0]
     shots = os.environ.get("UNAVGLIP_SCREENSHOTS") or str(tmp_path)
     os.makedirs(shots, exist_ok=True)
+    with open(os.path.join(shots, name + ".saved.json"), "w", encoding="utf-8") as handle:
+        json.dump(saved, handle, indent=1)  # what the frontend saved, to compare with the file when this fails
     opened = graph_on_screen(page, workflow)
     assert opened["x"] >= 60 and opened["y"] >= 90, f"{name} opens partly hidden behind the side bar or tabs"
     assert page.evaluate("app.canvas.ds.scale") >= 0.6, "opens zoomed out so far that the frontend hides the text"

@@ -30,6 +30,16 @@ FRONTEND_WIDGETS = {"LoadVideo": [("upload", "IMAGEUPLOAD", "image")],
                     "PreviewAny": [("preview", "MARKDOWN", None), ("preview", "STRING", None),
                                    ("previewMode", "BOOLEAN", None)],
                     "UnAvgLip_LoadAudio": [("audioUI", "AUDIO_UI", None), ("upload", "AUDIOUPLOAD", None)]}
+# The frontend follows an INT widget named seed / noise_seed with a "control after generate" combo (no input slot);
+# the workflows save it as "fixed" so a queued graph trains and dubs the same way every time.
+CONTROL_VALUE = "fixed"
+
+
+def has_control_widget(name: str, spec: list) -> bool:
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return spec[0] == "INT" and (bool(options.get("control_after_generate")) or name in ("seed", "noise_seed"))
+
+
 NOTE = "MarkdownNote"  # a frontend-only node: no schema, never sent to the server
 GROUPS = {"Inputs", "Face", "Identity", "Lip sync", "Score", "Output", "Training"}
 # Combos listing files of this machine (model folders, the input folder): their options are not fixed.
@@ -110,8 +120,11 @@ def widget_layout(node_type: str) -> list:
     value) for each widget the frontend adds, then (name, spec) per optional widget."""
     layout = []
     for section in ("required", "optional"):
-        layout += [(name, spec) for name, spec, required in schema_inputs(node_type)
-                   if is_widget(spec) and required == (section == "required")]
+        for name, spec, required in schema_inputs(node_type):
+            if is_widget(spec) and required == (section == "required"):
+                layout.append((name, spec))
+                if has_control_widget(name, spec):
+                    layout.append(("<control widget>", CONTROL_VALUE))
         if section == "required":
             layout += [("<frontend widget>", value) for _, _, value in FRONTEND_WIDGETS.get(node_type, [])]
     return layout
@@ -120,7 +133,7 @@ def widget_layout(node_type: str) -> list:
 def widgets(node: dict) -> dict:
     """Widget name -> value of a node (upload slots left out)."""
     return {name: value for (name, _), value in zip(widget_layout(node["type"]), node["widgets_values"])
-            if name != "<frontend widget>"}
+            if name not in ("<frontend widget>", "<control widget>")}
 
 
 class Graph:
@@ -241,6 +254,8 @@ def test_links_and_slots_match_the_schema(path):
         extras = iter(FRONTEND_WIDGETS.get(node["type"], []))
         expected = []
         for name, spec in widget_layout(node["type"]):
+            if name == "<control widget>":
+                continue  # the seed's control combo has no input slot
             if name == "<frontend widget>":
                 name, kind, _ = next(extras)
                 expected.append((name, kind))
@@ -258,7 +273,7 @@ def test_links_and_slots_match_the_schema(path):
 
 def check_widget_value(node_type: str, name: str, spec, value) -> None:
     where = f"{node_type}.{name} = {value!r}"
-    if name == "<frontend widget>":
+    if name in ("<frontend widget>", "<control widget>"):
         assert value == spec, where
         return
     kind, options = input_type(spec), options_of(spec)

@@ -83,6 +83,16 @@ PREVIEW_ANY_WIDGETS = [{"name": "preview", "type": "MARKDOWN", "label": "preview
                        {"name": "previewMode", "type": "BOOLEAN", "label": "previewMode", "value": None}]
 
 
+CONTROL_VALUE = "fixed"  # what we save for a seed's "control after generate": the same seed every run
+
+
+def has_control_widget(name: str, spec: list) -> bool:
+    """The frontend puts a "control after generate" combo right after an INT widget named seed or noise_seed (or
+    one that asks for it); it has no input slot and its value is saved after the seed's."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return spec[0] == "INT" and (bool(options.get("control_after_generate")) or name in ("seed", "noise_seed"))
+
+
 def frontend_extra_widgets(node_type: str, entry: dict) -> list[dict]:
     """The widgets the frontend (comfyui-frontend-package 1.38.14) adds after a node's required inputs, each with
     its input slot's name, type and label and the value it saves; read off its bundled extensions and checked in a
@@ -91,8 +101,6 @@ def frontend_extra_widgets(node_type: str, entry: dict) -> list[dict]:
     audio upload button to Load Audio (UnAvgLip), both saved as null."""
     required = entry["input"].get("required", {})
     options = [spec[1] for spec in required.values() if len(spec) > 1 and isinstance(spec[1], dict)]
-    if any(spec.get("control_after_generate") for spec in options):
-        raise ValueError(f"{node_type}: control_after_generate widgets are not modelled; add their rule here")
     if any(spec.get(key) for spec in options for key in ("image_upload", "video_upload", "animated_image_upload")):
         return [{"name": "upload", "type": "IMAGEUPLOAD", "label": "choose file to upload", "value": "image"}]
     if any(spec.get("audio_upload") for spec in options):
@@ -200,13 +208,15 @@ class Graph:
                     values.append(options["default"])
                 else:
                     raise ValueError(f"{node['type']}.{name} has no default; give its value")
+                if has_control_widget(name, spec):
+                    values.append(CONTROL_VALUE)
             if section == "required":
                 values += [extra["value"] for extra in frontend_extra_widgets(node["type"], entry)]
         return values
 
     def _inputs(self, node: dict) -> list:
         """Input slots as the frontend saves them: the sockets in input order, then a slot for every widget (linked
-        or not); optional sockets have shape 7 (the frontend's hollow dot)."""
+        or not); optional inputs, sockets and widgets alike, have shape 7 (the frontend's hollow dot)."""
         entry = self.schema[node["type"]]
         linked = {link[4]: link[0] for link in self.links if link[3] == node["id"]}
         sockets, widgets = [], []
@@ -214,7 +224,7 @@ class Graph:
             for name in entry["input_order"].get(section, []):
                 spec = entry["input"][section][name]
                 slot = {"localized_name": name, "name": name}
-                if section == "optional" and not is_widget(spec):
+                if section == "optional":
                     slot["shape"] = 7
                 slot["type"] = "COMBO" if isinstance(spec[0], list) else spec[0]
                 if is_widget(spec):
