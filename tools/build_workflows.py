@@ -761,7 +761,8 @@ def write_thumbnails(screenshots: str, output_dir: str) -> list[str]:
         name = os.path.splitext(file_name)[0]
         image = cv2.imread(os.path.join(screenshots, name + ".png"))
         if image is None:
-            raise SystemExit(f"no screenshot {name}.png in {screenshots}")
+            print(f"no screenshot {name}.png in {screenshots}: its thumbnail is left as it is")
+            continue
         height = round(image.shape[0] * THUMBNAIL_WIDTH / image.shape[1])
         small = cv2.resize(image, (THUMBNAIL_WIDTH, height), interpolation=cv2.INTER_AREA)
         path = os.path.join(output_dir, name + ".jpg")
