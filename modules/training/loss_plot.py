@@ -20,12 +20,16 @@ def plot_losses(history: list[dict], validation: list[dict], path: str | None = 
         axes.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
         window = max(1, len(values) // 20)
         smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        axes.plot(steps[window - 1:], smooth, color=colour, linewidth=2, label=f"train {name}")
+        few = len(values) < 30  # a short run: mark each step, or a one-step line would not show at all
+        axes.plot(steps[window - 1:], smooth, color=colour, linewidth=2, label=f"train {name}",
+                  marker="o" if few else None, markersize=4)
     for index, name in enumerate(names):
         points = [(entry["step"], entry[name]) for entry in validation if name in entry]
         if points:
             axes.plot(*zip(*points), "o--", color=f"C{index}", markersize=5, label=f"validation {name}")
     axes.set_xlabel("step")
+    if len(steps) and steps.max() < 10:
+        axes.set_xticks(range(0, int(steps.max()) + 2))  # whole steps only
     axes.set_ylabel("loss")
     positive = [entry[n] for entry in history for n in names if entry[n] > 0]
     if positive and max(positive) / max(min(positive), 1e-12) > 50:
