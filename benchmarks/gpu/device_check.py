@@ -129,7 +129,7 @@ def bench_core(args) -> dict:
     subprocess_step([sys.executable, "benchmarks/bench_core.py", *options, "--json", json_path],
                     os.path.join(args.out, "bench_core.log"))
     with open(json_path, encoding="utf-8") as handle:
-        rows = json.load(handle).get("rows", [])
+        rows = json.load(handle)["results"]
     return {"rows": [{k: row.get(k) for k in ("device", "dtype", "batch", "stage", "frames_per_s", "ms_per_frame")}
                      for row in rows]}
 
