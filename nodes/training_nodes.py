@@ -223,8 +223,15 @@ class TrainIdentityAdapter:
                                 arcface=next(found) if arcface is not None else None)
             data = open_training_data(training_data.folder, lipsync_model.version)
             base = LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source)
+            runtime = comfy_runtime(unique_id)
+            every = max(1, settings.steps // 20)
+
+            def log_loss(step, total, terms):  # the bar shows the steps; the log shows the loss as it goes
+                if step % every == 0 or step == total:
+                    runtime.log(f"UnAvgLip: step {step}/{total}, loss {terms['total']:.4f}")
+
             result = train_adapter(data, TrainModels(base, ComfyTrainingVAE(vae), losses), settings, out_dir,
-                                   comfy_runtime(unique_id), resume=resume)
+                                   runtime, resume=resume, on_step=log_loss)
         curve = plot_losses(result.history, result.validation, os.path.join(out_dir, "loss_curve.png"))
         preview = result.preview if result.preview is not None else np.zeros((64, 64, 3), np.uint8)
         relative = os.path.relpath(result.adapter_path, trained_adapters_folder()).replace(os.sep, "/")
