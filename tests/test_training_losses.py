@@ -190,3 +190,10 @@ def test_onnx_graph_refuses_operators_it_cannot_differentiate(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model at all")
     with pytest.raises(ModelFileError, match="not a readable ONNX"):
         OnnxGraph(str(tmp_path / "junk.onnx"))
+
+
+def test_the_mel_computed_a_minute_at_a_time_equals_the_whole_signal():
+    audio = np.random.default_rng(0).normal(size=16000 * 70).astype(np.float32) * 0.1
+    pieces, whole = w2l.wav2lip_mel(audio), w2l.wav2lip_mel(audio, frames_per_piece=10**9)
+    assert pieces.shape == whole.shape == (80, 16000 * 70 // 200 + 1)
+    assert np.abs(pieces - whole).max() < 1e-5

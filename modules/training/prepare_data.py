@@ -169,8 +169,11 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
                   "are needed: 1 s of video with the face clearly visible)")
         return dict(base, note=reason)
     os.makedirs(folder, exist_ok=True)
-    crops_file = np.lib.format.open_memmap(os.path.join(folder, "crops.npy"), mode="w+", dtype=np.uint8,
-                                           shape=(len(kept), CROP_SIZE, CROP_SIZE, 3))
+    # Written through a plain file, not a memory map: a map's written pages count as this process's memory until
+    # the kernel writes them back, so peak memory would grow with the video.
+    crops_file = open(os.path.join(folder, "crops.npy"), "wb")
+    np.lib.format.write_array_header_1_0(crops_file, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (len(kept), CROP_SIZE, CROP_SIZE, 3)})
     embeddings = np.full((len(kept), 512), np.nan, np.float32)
     affines = np.full((len(kept), 2, 3), np.nan, np.float32)
     position = {source: k for k, source in enumerate(kept)}
@@ -183,8 +186,8 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
             crops = cut_crops(torch.from_numpy(frames[wanted]).float().div_(255.0), section)
             crops = crops.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()
             for k, crop in zip(wanted, crops):
-                slot = position[frame_index + k]
-                crops_file[slot] = crop
+                slot = position[frame_index + k]  # kept frames come in order, so slot == written
+                crops_file.write(np.ascontiguousarray(crop).tobytes())
                 face = choose_face(detect_faces(face_analysis, crop))
                 if face is not None and face.get("embedding") is not None and face.get("kps") is not None:
                     embeddings[slot] = face["embedding"][:512]
@@ -193,8 +196,7 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
                 written += 1
             runtime.report_progress(written, len(kept))
         frame_index += len(frames)
-    crops_file.flush()
-    del crops_file
+    crops_file.close()
     if written != len(kept):
         raise FrameInputError(f"{video} gave fewer frames on the second reading; the file is damaged. Convert it "
                               "to mp4 (H.264) and prepare it again.")

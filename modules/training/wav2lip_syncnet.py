@@ -138,20 +138,28 @@ PREEMPHASIS = 0.97
 MIN_LEVEL_DB, REF_LEVEL_DB, MAX_ABS = -100.0, 20.0, 4.0
 
 
-def wav2lip_mel(audio_16k: np.ndarray) -> np.ndarray:
+def wav2lip_mel(audio_16k: np.ndarray, frames_per_piece: int = 4800) -> np.ndarray:
     """[80, M] float32: pre-emphasis 0.97, |STFT| (800/200, librosa), 80 mel bands 55-7600 Hz, dB - 20, scaled to
-    [-4, 4] and clipped, exactly as Wav2Lip's `melspectrogram`."""
+    [-4, 4] and clipped, exactly as Wav2Lip's `melspectrogram`. The STFT runs a minute (4800 frames) at a time on
+    the reflect-padded signal, which is what librosa's centred STFT computes, so memory stays flat."""
     import librosa
     from scipy import signal
 
     emphasised = signal.lfilter([1, -PREEMPHASIS], [1], np.asarray(audio_16k, dtype=np.float64))
     # pad_mode "reflect": librosa's default when Wav2Lip trained the expert (0.7); 0.10 changed it to zeros.
-    spectrum = np.abs(librosa.stft(y=emphasised, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, pad_mode="reflect"))
+    padded = np.pad(emphasised, N_FFT // 2, mode="reflect")
+    frames = 1 + len(emphasised) // HOP
     bank = librosa.filters.mel(sr=16000, n_fft=N_FFT, n_mels=MEL_BANDS, fmin=F_MIN, fmax=F_MAX)
     floor = np.exp(MIN_LEVEL_DB / 20 * np.log(10))
-    decibels = 20 * np.log10(np.maximum(floor, bank @ spectrum)) - REF_LEVEL_DB
-    scaled = (2 * MAX_ABS) * ((decibels - MIN_LEVEL_DB) / (-MIN_LEVEL_DB)) - MAX_ABS
-    return np.clip(scaled, -MAX_ABS, MAX_ABS).astype(np.float32)
+    pieces = []
+    for first in range(0, frames, frames_per_piece):
+        count = min(frames_per_piece, frames - first)
+        segment = padded[first * HOP:(first + count - 1) * HOP + N_FFT]
+        spectrum = np.abs(librosa.stft(y=segment, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, center=False))
+        decibels = 20 * np.log10(np.maximum(floor, bank @ spectrum)) - REF_LEVEL_DB
+        scaled = (2 * MAX_ABS) * ((decibels - MIN_LEVEL_DB) / (-MIN_LEVEL_DB)) - MAX_ABS
+        pieces.append(np.clip(scaled, -MAX_ABS, MAX_ABS).astype(np.float32))
+    return np.concatenate(pieces, axis=1)
 
 
 def mel_window(mel: np.ndarray, first_frame_seconds: float) -> np.ndarray | None:
