@@ -35,27 +35,18 @@ class ComfyVAECodec:
         return SD_VAE_SCALING * latents.float()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return model_range_to_images(self.decode_model_range(latents))
+
+    def decode_model_range(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> the decoder's output in (about) -1..1, unclamped (training's gradient)."""
         self._load()
         scaled_back = (1 / SD_VAE_SCALING) * latents  # written as MuseTalk writes it, for identical rounding
-        decoded = self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, self.vae.vae_dtype))
-        return model_range_to_images(decoded)
+        return self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, self.vae.vae_dtype))
 
 
-class ComfyTrainingVAE:
-    """ComfyUI's VAE as the trainer needs it: encode without gradient, decode with it through the frozen autoencoder
-    (the same calls and scaling as ComfyVAECodec, without the clamp, so the gradient reaches every pixel)."""
+def comfy_training_vae(vae):
+    """ComfyUI's VAE as the trainer needs it (training_step.TrainingVAE around our codec for it)."""
+    from ..modules.training.training_step import TrainingVAE
 
-    def __init__(self, vae):
-        self.codec = ComfyVAECodec(vae)
-        self.vae = vae
-        vae.first_stage_model.requires_grad_(False)
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.codec.encode(images)
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        self.codec._load()
-        scaled_back = (1 / SD_VAE_SCALING) * latents
-        decoded = self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, self.vae.vae_dtype))
-        return decoded.float() / 2 + 0.5
+    vae.first_stage_model.requires_grad_(False)  # the gradient passes through it; its weights never change
+    return TrainingVAE(codec=ComfyVAECodec(vae))

@@ -26,7 +26,7 @@ from ..modules.training.presets import PRESETS, preset
 from ..modules.training.trainer import TrainModels, train_adapter
 from ..modules.training.training_step import LossModels
 from .comfy_runtime import comfy_runtime
-from .comfy_vae import ComfyTrainingVAE
+from .comfy_vae import comfy_training_vae
 from .face_nodes import INSIGHTFACE_TYPE, check_analysis
 from .loss_model_nodes import ARCFACE_LOSS_TYPE, CATEGORY, SYNC_EXPERT_TYPE, VGG_TYPE
 from .model_folders import trained_adapters_folder
@@ -230,7 +230,7 @@ class TrainIdentityAdapter:
                 if step % every == 0 or step == total:
                     runtime.log(f"UnAvgLip: step {step}/{total}, loss {terms['total']:.4f}")
 
-            result = train_adapter(data, TrainModels(base, ComfyTrainingVAE(vae), losses), settings, out_dir,
+            result = train_adapter(data, TrainModels(base, comfy_training_vae(vae), losses), settings, out_dir,
                                    runtime, resume=resume, on_step=log_loss)
         curve = plot_losses(result.history, result.validation, os.path.join(out_dir, "loss_curve.png"))
         preview = result.preview if result.preview is not None else np.zeros((64, 64, 3), np.uint8)

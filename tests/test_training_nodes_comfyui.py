@@ -46,7 +46,7 @@ def comfy(tmp_path_factory):
 
 
 def stand_in_vae(torch, diffusers_vae):
-    """What ComfyVAECodec / ComfyTrainingVAE use of comfy.sd.VAE, around a small diffusers AutoencoderKL."""
+    """What ComfyVAECodec (and so comfy_training_vae) uses of comfy.sd.VAE, around a small diffusers VAE."""
     import comfy.model_patcher
 
     class FirstStage(torch.nn.Module):

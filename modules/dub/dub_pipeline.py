@@ -100,7 +100,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds = {}
 
     started = time.perf_counter()
-    landmarks = _track_faces(info, chunk, constant_rate, models.face_analysis, runtime)
+    landmarks = track_faces(info, chunk, constant_rate, models.face_analysis, runtime)
     geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
     crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                            float(rate), settings.smoothing, settings.min_face_size)
@@ -147,7 +147,7 @@ def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
         )
 
 
-def _track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime) -> list:
+def track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime) -> list:
     """The largest face's 68 landmarks in every frame (None where there is no face)."""
     landmarks = []
     for frames in iter_frame_chunks(info, chunk, constant_rate=constant_rate):

@@ -49,8 +49,12 @@ class DiffusersVAECodec:
         return (self.scaling_factor * posterior.mode()).float()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return model_range_to_images(self.decode_model_range(latents))
+
+    def decode_model_range(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> the decoder's [B, 3, H, W] output in (about) -1..1, unclamped (training's gradient)."""
         latents = (1 / self.scaling_factor) * latents.to(self.device)
-        return model_range_to_images(self.vae.decode(latents.to(self.dtype)).sample)
+        return self.vae.decode(latents.to(self.dtype)).sample
 
 
 def load_diffusers_vae(folder: str):

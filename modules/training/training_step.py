@@ -22,11 +22,13 @@ from .wav2lip_syncnet import SYNC_FRAMES, sync_loss
 
 
 class TrainingVAE:
-    """A frozen VAE as training needs it: encode without gradient, decode with it."""
+    """A frozen VAE as training needs it: encode without gradient, decode with it. `vae`: a diffusers
+    AutoencoderKL; or `codec`: any LatentCodec with decode_model_range (ComfyUI's, in nodes/)."""
 
-    def __init__(self, vae, scaling_factor: float = SD_VAE_SCALING):
-        self.vae = vae.requires_grad_(False)  # the gradient passes through it; its weights never change
-        self.codec = DiffusersVAECodec(vae, scaling_factor)
+    def __init__(self, vae=None, scaling_factor: float = SD_VAE_SCALING, codec=None):
+        if vae is not None:
+            self.vae = vae.requires_grad_(False)  # the gradient passes through it; its weights never change
+        self.codec = codec or DiffusersVAECodec(vae, scaling_factor)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -34,8 +36,7 @@ class TrainingVAE:
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> [N, 3, H, W] in (about) 0..1, not clamped, so the gradient reaches every pixel."""
-        decoded = self.vae.decode((latents / self.codec.scaling_factor).to(self.codec.dtype)).sample
-        return decoded.float() / 2 + 0.5
+        return self.codec.decode_model_range(latents).float() / 2 + 0.5
 
 
 @dataclass
