@@ -29,6 +29,7 @@ from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files
 from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from .precision import DTYPE_NAMES, compute_dtype
 from .training.command_line import add_training_commands
 
 
@@ -170,7 +171,7 @@ def load_dub_models(found: dict, args, device):
         raise UnAvgLipError(f"--version {args.version} asks for MuseTalk {args.version}, which is not in "
                             f"{args.models_dir}.\n" + describe_model_files(args.models_dir, found))
     base = load_lipsync_unet(unet_path, version=args.version)
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    dtype = compute_dtype(args.dtype, device)
     base.unet.to(device, dtype)
     vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
     face_parser = None
@@ -337,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--strength", type=float, default=0.5, help="lambda of ID-CrossAttn")
     dub.add_argument("--lora-strength", type=float, default=1.0)
     dub.add_argument("--cpu", action="store_true")
+    dub.add_argument("--dtype", default="auto", choices=DTYPE_NAMES,
+                     help="what the UNet and VAE compute in; auto: fp16 on CUDA, fp32 on the CPU")
 
     evaluate = commands.add_parser("eval", help="score a dub: lip sync (LSE-C/D), identity, SSIM/PSNR, mouth "
                                                 "motion (streams the video)")

@@ -10,7 +10,13 @@ import comfy.model_management as model_management
 import torch
 
 from ..modules.errors import SettingError
-from ..modules.musetalk.vae_codec import SD_VAE_SCALING, images_to_model_range, model_range_to_images
+from ..modules.musetalk.vae_codec import (
+    SD_VAE_SCALING,
+    encode_in_groups,
+    float32_weights,
+    images_to_model_range,
+    model_range_to_images,
+)
 
 
 class ComfyVAECodec:
@@ -28,20 +34,32 @@ class ComfyVAECodec:
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         self._load()
-        pixels = images_to_model_range(images).to(self.vae.device, self.vae.vae_dtype)
+        return encode_in_groups(self._encode, images, torch.device(self.vae.device))
+
+    def _encode(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = images_to_model_range(images.to(self.vae.device, non_blocking=True)).to(self.vae.vae_dtype)
         latents = self.vae.first_stage_model.encode(pixels)
         if isinstance(latents, tuple):
             latents = latents[0]
         return SD_VAE_SCALING * latents.float()
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.vae.vae_dtype
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return model_range_to_images(self.decode_model_range(latents))
 
-    def decode_model_range(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode_float32(self, latents: torch.Tensor) -> torch.Tensor:
+        self._load()
+        with float32_weights(self.vae.first_stage_model):
+            return model_range_to_images(self.decode_model_range(latents, torch.float32))
+
+    def decode_model_range(self, latents: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Scaled latents -> the decoder's output in (about) -1..1, unclamped (training's gradient)."""
         self._load()
         scaled_back = (1 / SD_VAE_SCALING) * latents  # written as MuseTalk writes it, for identical rounding
-        return self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, self.vae.vae_dtype))
+        return self.vae.first_stage_model.decode(scaled_back.to(self.vae.device, dtype or self.vae.vae_dtype))
 
 
 def comfy_training_vae(vae):

@@ -1,21 +1,24 @@
 """Loader nodes for the MuseTalk UNet and the Whisper-tiny audio encoder."""
 
+import logging
+
 import comfy.model_management as model_management
 import torch
 
 from ..modules.audio.whisper_encoder import load_whisper_encoder
 from ..modules.musetalk.musetalk_unet import VERSIONS, load_lipsync_unet
+from ..modules.precision import DTYPE_NAMES, DTYPES, usable_dtype
 from .model_folders import AUDIO_ENCODER_FOLDER, LIPSYNC_FOLDER, full_path, hf_model_folders, weight_files
 from .model_handles import MODEL_TYPE, WHISPER_TYPE, LipSyncModel, WhisperHandle, wrap_module
 
-WEIGHT_DTYPES = ("auto", "fp32", "fp16", "bf16")
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+WEIGHT_DTYPES = DTYPE_NAMES
+logger = logging.getLogger(__name__)
 
 
 def choose_dtype(name: str) -> torch.dtype:
-    if name != "auto":
-        return _DTYPES[name]
     device = model_management.get_torch_device()
+    if name != "auto":
+        return usable_dtype(DTYPES[name], device, logger.warning)
     if model_management.should_use_fp16(device):
         return torch.float16
     if model_management.should_use_bf16(device):

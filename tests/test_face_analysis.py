@@ -274,3 +274,14 @@ def test_choose_closest_to_reference():
 def test_unknown_rule_is_refused():
     with pytest.raises(SettingError, match="largest, index, closest_to_reference"):
         fa.choose_face([_face(0, 0, 1, 1)], "smallest")
+
+
+def test_cuda_without_onnxruntime_gpu_uses_the_cpu_with_one_warning(pack_root, monkeypatch, caplog):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with caplog.at_level("WARNING"):
+        analysis = fa.load_face_analysis(pack_root, "buffalo_l", "CUDA", 640)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len([w for w in warnings if "onnxruntime has no CUDA provider" in w]) == 1, warnings
+    assert all(model.session.get_providers() == ["CPUExecutionProvider"] for model in analysis.models.values())

@@ -262,3 +262,58 @@ def test_whisper_width_must_match_the_unet(models):
     narrow = replace(base, unet=tiny_unet(config=dict(TINY_UNET_CONFIG, cross_attention_dim=32)))
     with pytest.raises(SettingError, match="64-wide features but the lip-sync model expects 32.*Whisper tiny"):
         prepare_speech(narrow, encoder, np.zeros((1, 16000), np.float32), 16000, FPS, 10, PAD_AUDIO)
+
+
+def overflowing_vae(codec, dtype):
+    """A copy of the tiny VAE whose decoder's first activations overflow half precision (~5e5, above 65504) while
+    its weights stay representable in it (at most 6e4)."""
+    import copy
+
+    vae = copy.deepcopy(codec.vae)
+    with torch.no_grad():
+        weight = vae.decoder.conv_in.weight
+        weight.mul_(6e4 / weight.abs().max())
+        vae.post_quant_conv.weight.mul_(20)  # its input to that layer ~4 instead of ~0.2
+    return torch.nn.Module.to(vae, dtype)
+
+
+def test_nan_in_a_half_precision_decode_is_decoded_again_in_float32(models):
+    base, encoder, codec = models
+    crops = face_crops(3)
+    features = encode_audio(encoder, speech(0.12)[0, 0].numpy(), "v1.0")
+    tokens = lambda idx: frame_features(features, idx, FPS)  # noqa: E731
+    half = DiffusersVAECodec(overflowing_vae(codec, torch.float16))
+    with torch.inference_mode():
+        assert torch.isnan(half.decode(half.encode(crops))).any()  # the failure this guards against is real
+    messages = []
+    result = generate_mouths(base.unet, half, crops, tokens, batch_size=2, runtime=Runtime(log=messages.append))
+    assert torch.isfinite(result).all() and result.min() >= 0 and result.max() <= 1
+    redone = [m for m in messages if "float16 decode gave NaN" in m and "decoded again in float32" in m]
+    assert [m.split(" for ")[1].split(";")[0] for m in redone] == ["frames 0-1", "frames 2-2"]
+    assert half.dtype == torch.float16  # the weights went back to half precision
+    full = DiffusersVAECodec(overflowing_vae(codec, torch.float32))
+    expected = generate_mouths(base.unet, full, crops, tokens, batch_size=2)
+    assert (result - expected).abs().mean() < 0.02  # only the fp16 encode differs
+
+
+def test_nan_from_the_unet_says_which_setting_to_change(models):
+    base, encoder, codec = models
+    broken = load_lipsync_unet(base.source)
+    with torch.no_grad():
+        broken.unet.conv_out.bias.fill_(float("nan"))
+    features = encode_audio(encoder, speech(0.08)[0, 0].numpy(), "v1.0")
+    with pytest.raises(SettingError, match=r"lip-sync model gave NaN .* frames 0-1 in float32.*bf16 or fp32"):
+        generate_mouths(broken.unet, codec, face_crops(2), lambda idx: frame_features(features, idx, FPS))
+
+
+def test_bf16_falls_back_to_fp16_where_the_gpu_has_none(monkeypatch):
+    from modules.precision import compute_dtype
+
+    messages = []
+    assert compute_dtype("auto", torch.device("cpu")) == torch.float32
+    assert compute_dtype("bf16", torch.device("cpu"), messages.append) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    assert compute_dtype("bf16", torch.device("cuda"), messages.append) == torch.float16
+    assert compute_dtype("auto", torch.device("cuda"), messages.append) == torch.float16
+    assert messages == ["UnAvgLip: Tesla V100 has no bf16; the models run in fp16 instead."]

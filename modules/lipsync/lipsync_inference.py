@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from ..audio.audio_position import add_positional_encoding
-from ..errors import FrameInputError
+from ..errors import FrameInputError, SettingError
 from ..identity.identity_patch import IdentityPatch
 from ..musetalk.vae_codec import LatentCodec
 from ..runtime import Runtime
@@ -81,9 +81,9 @@ def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_refere
         indices = list(range(start, min(start + batch_size, total)))
         try:
             batch_crops = crops[[crop_indices[k] for k in indices]]
-            outputs.append(
-                _generate_batch(unet, codec, batch_crops, audio_tokens_for(indices), fixed_reference, identity)
-            )
+            generated = _generate_batch(unet, codec, batch_crops, audio_tokens_for(indices), fixed_reference,
+                                        identity, lambda: f"frames {indices[0]}-{indices[-1]}", runtime.log)
+            outputs.append(generated)
         except torch.OutOfMemoryError:
             if batch_size == 1:
                 raise
@@ -96,11 +96,38 @@ def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_refere
     return torch.cat(outputs, dim=0)
 
 
-def _generate_batch(unet, codec, crops, audio_tokens, fixed_reference, identity) -> torch.Tensor:
+def _generate_batch(unet, codec, crops, audio_tokens, fixed_reference, identity, which, log) -> torch.Tensor:
+    device = next(unet.parameters()).device
+    if device.type == "cuda":  # one copy per batch, from pinned memory, beside the work already queued there
+        crops = crops.pin_memory().to(device, non_blocking=True)
     masked = codec.encode(lower_half_blanked(crops))
     reference = codec.encode(crops) if fixed_reference is None else fixed_reference.expand(len(crops), -1, -1, -1)
     latents = torch.cat([masked, reference.to(masked.device)], dim=1)
-    return codec.decode(predict_latents(unet, latents, audio_tokens, identity)).cpu()
+    predicted = predict_latents(unet, latents, audio_tokens, identity)
+    generated = codec.decode(predicted).cpu()  # the one wait for the GPU per batch
+    if not torch.isfinite(generated).all():
+        generated = _decode_again_in_float32(unet, codec, predicted, which(), log)
+    return generated
+
+
+def _decode_again_in_float32(unet, codec, predicted, which: str, log) -> torch.Tensor:
+    """A half-precision VAE can overflow to NaN on some latents: decode that batch again in float32, and say so.
+    NaN already in the UNet's output is not the VAE's doing, and float32 decoding would not mend it."""
+    if not torch.isfinite(predicted).all():
+        raise SettingError(
+            f"The lip-sync model gave NaN or infinite latents for {which} in {_dtype_name(unet)}. Load it in bf16 "
+            "or fp32 (weight_dtype of Load Lip-Sync Model, or --dtype of the command)."
+        )
+    dtype = getattr(codec, "dtype", torch.float32)
+    if dtype == torch.float32 or not hasattr(codec, "decode_float32"):
+        raise SettingError(f"The VAE decoded {which} to NaN in float32; the latents are out of its range.")
+    log(f"UnAvgLip: the VAE's {str(dtype).removeprefix('torch.')} decode gave NaN for {which}; that batch was "
+        "decoded again in float32.")
+    return codec.decode_float32(predicted).cpu()
+
+
+def _dtype_name(module: torch.nn.Module) -> str:
+    return str(next(module.parameters()).dtype).removeprefix("torch.")
 
 
 def _release_cached_memory() -> None:
