@@ -1,4 +1,4 @@
-"""modules/ is layered: each top-level name under it (a sub-package or errors / runtime / cli) may import only
+"""modules/ is layered: each top-level name under it (a sub-package or errors / runtime / precision / cli) may import only
 itself and the names before it in `modules.LAYERS`, and nothing in it imports ComfyUI or the node layer.
 
 Every import is read with `ast` from the source (relative ones resolved, those inside functions included), so
