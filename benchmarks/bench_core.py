@@ -35,9 +35,9 @@ from modules.audio.whisper_encoder import SAMPLE_RATE, WhisperEncoder, WhisperEn
 from modules.lipsync.lipsync_inference import generate_mouths, lower_half_blanked, predict_latents  # noqa: E402
 from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG  # noqa: E402
 from modules.musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec  # noqa: E402
+from modules.precision import DTYPES  # noqa: E402
 from modules.runtime import Runtime  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 STAGES = ("vae_encode_x2", "unet_step", "vae_decode", "core", "whisper")
 COMPONENTS = ("vae_encode_x2", "unet_step", "vae_decode")
 CROP = 256
