@@ -59,6 +59,7 @@ def main() -> int:
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--no-overlap", action="store_true", help="pass --no-overlap to the dub (for before/after)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = args.workdir or tempfile.mkdtemp(prefix="unavglip_bench_")
@@ -71,6 +72,7 @@ def main() -> int:
     soundfile.write(speech, speech_like_signal(SAMPLE_RATE, args.seconds)[0], SAMPLE_RATE)
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "modules.cli", "dub", "--video", clip, "--audio", speech,
                "--out", os.path.join(work, "dubbed.mp4"), "--models-dir", models, "--batch-size", str(args.batch_size)]
+    command += ["--no-overlap"] if args.no_overlap else []
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started

@@ -136,7 +136,8 @@ def run_dub(args) -> int:
     models = load_dub_models(found, args, device)
     samples, sample_rate = load_audio_file(args.audio)
     settings = DubSettings(length_policy=args.length_policy, batch_size=args.batch_size,
-                           memory_budget_mb=args.memory_mb, paste_mode=args.paste_mode)
+                           memory_budget_mb=args.memory_mb, paste_mode=args.paste_mode,
+                           overlap=not args.no_overlap)
     started = time.perf_counter()
     report = dub_video(args.video, samples, sample_rate, args.out, models, settings,
                        Runtime(device=device, report_progress=ProgressLine().update))
@@ -340,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--cpu", action="store_true")
     dub.add_argument("--dtype", default="auto", choices=DTYPE_NAMES,
                      help="what the UNet and VAE compute in; auto: fp16 on CUDA, fp32 on the CPU")
+    dub.add_argument("--no-overlap", action="store_true",
+                     help="decode and encode the video in the main thread, not beside the model (for measuring)")
 
     evaluate = commands.add_parser("eval", help="score a dub: lip sync (LSE-C/D), identity, SSIM/PSNR, mouth "
                                                 "motion (streams the video)")

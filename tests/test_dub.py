@@ -105,6 +105,43 @@ def test_dub_writes_the_video_with_the_new_speech(tmp_path, models):
     assert not [name for name in os.listdir(tmp_path) if "partial" in name]
 
 
+def test_only_the_faces_region_is_redrawn_with_the_pixels_of_whole_frames(models):
+    """`_dub_chunk` takes only the part of the frames the faces touch to float; the result must be the pixels that
+    cutting, generating and pasting on whole frames gives, and every other pixel the decoded one."""
+    import torch
+
+    from modules.face.crop_info import GEOMETRY_V10
+    from modules.face.face_analysis import choose_face, detect_faces
+    from modules.face.face_crop import cut_crops, plan_crops
+    from modules.face.paste_back import paste_back, paste_region
+    from modules.lipsync.lipsync_inference import generate_mouths
+    from modules.lipsync.lipsync_pipeline import prepare_speech
+    from modules.audio.whisper_features import frame_features
+    from modules.runtime import Runtime
+
+    frames = face_frames(6, 200, 320)
+    frames[3] = 40  # no face
+    faces = [choose_face(detect_faces(models.face_analysis, frame, with_embedding=False)) for frame in frames]
+    landmarks = [None if face is None else face["landmarks68"] for face in faces]
+    plan = plan_crops(landmarks, 200, 320, GEOMETRY_V10, 0, 10, 25.0, 1.0, 16)
+    features, _ = prepare_speech(models.base, models.encoder, speech_like_signal(16000, 0.3), 16000, 25.0, 6,
+                                 "cut_to_shorter", lambda message: None)
+    settings = dp.DubSettings(batch_size=4)
+    got = dp._dub_chunk(frames, list(range(6)), 0, plan, features, 25.0, models, settings, Runtime())
+
+    with_face = [0, 1, 2, 4, 5]
+    whole = torch.from_numpy(frames).float().div_(255.0)
+    generated = generate_mouths(models.base.unet, models.codec, cut_crops(whole[with_face], plan.section(with_face)),
+                                lambda indices: frame_features(features, [with_face[i] for i in indices], 25.0),
+                                batch_size=4)
+    pasted, _ = paste_back(whole, generated, plan)
+    expected = pasted.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).numpy()
+    x1, y1, x2, y2 = paste_region(plan.section(with_face))
+    assert (x2 - x1) * (y2 - y1) < 0.3 * 200 * 320  # the point: a small part of the frame
+    assert np.array_equal(got, expected)
+    assert np.abs(got[0].astype(int) - frames[0]).max() > 20 and np.array_equal(got[3], frames[3])
+
+
 @pytest.mark.parametrize("fps", [Fraction(30000, 1001), Fraction(24000, 1001)])
 def test_fractional_rates_are_kept(tmp_path, models, fps):
     report, out = dub(tmp_path, models, face_frames(8), seconds=8 / float(fps), fps=fps)
@@ -249,7 +286,11 @@ def test_chunks_fit_the_memory_budget():
     from modules.video.video_io import VideoInfo
 
     full_hd = VideoInfo("x", 1920, 1080, 100, Fraction(25), 4.0, False, True)
-    assert dp.chunk_frames(full_hd, dp.DubSettings(memory_budget_mb=1024)) * 1920 * 1080 * 3 * 4 * 3 <= 1024 * 2**20
+    float_copies, uint8_chunks = 1920 * 1080 * 3 * 4 * 3, 1920 * 1080 * 3 * 4  # per frame of a chunk
+    with_overlap = dp.chunk_frames(full_hd, dp.DubSettings(memory_budget_mb=1024))
+    assert with_overlap * (float_copies + uint8_chunks) <= 1024 * 2**20 < (with_overlap + 1) * (float_copies + uint8_chunks)
+    serial = dp.chunk_frames(full_hd, dp.DubSettings(memory_budget_mb=1024, overlap=False))
+    assert serial * float_copies <= 1024 * 2**20 < (serial + 1) * float_copies
     assert dp.chunk_frames(full_hd, dp.DubSettings(memory_budget_mb=1)) == 1
 
 

@@ -106,6 +106,16 @@ class AllSkinParser(torch.nn.Module):
         return logits
 
 
+class RedIsSkinParser(AllSkinParser):
+    """Stands in for BiSeNet: skin (class 1) wherever the image is redder than average, so the parse follows
+    what the parser is shown."""
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 19, *x.shape[2:])
+        logits[:, 1] = x[:, 0]
+        return logits
+
+
 def random_bisenet(seed: int = 0) -> BiSeNet:
     model = BiSeNet()
     generator = torch.Generator().manual_seed(seed)
@@ -348,3 +358,46 @@ def test_the_face_parser_sees_boxes_in_batches():
                          face_parser=parser, feather_px=0)
     assert parser.batches == [PARSE_BATCH, 2]
     assert float(mask[:-1].amax(dim=(1, 2)).min()) == 1.0 and float(mask[-1].max()) == 0.0
+
+
+def region_area(info: CropInfo) -> float:
+    return np.mean([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in info.frames if f.found])
+
+
+@pytest.mark.parametrize("mode", ["lower_face", "jaw", "full_face"])
+def test_pasting_into_the_paste_region_gives_the_same_pixels_as_whole_frames(mode):
+    """The dub pastes into only the part of large frames its faces touch; every pixel must match whole frames."""
+    from modules.face.face_crop import cut_crops
+    from modules.face.paste_back import paste_region
+
+    height, width = 300, 420
+    centre = face_landmarks(200, 110, 90, 70)
+    edge = face_landmarks(395, 150, 90, 70)  # the box runs off the right edge, so it is clipped there
+    frames_info = []
+    for landmarks in (centre, edge):
+        x1, y1, x2, y2 = musetalk_box(landmarks)
+        frames_info.append(FrameCrop(found=True, box=(x1, y1, min(x2, width), y2), landmarks=landmarks))
+    info = CropInfo(frames=[frames_info[0], FrameCrop(found=False, note="no face"), frames_info[1]],
+                    frame_height=height, frame_width=width)
+    coarse = torch.rand(3, 3, height // 10, width // 10, generator=torch.Generator().manual_seed(1))
+    frames = torch.nn.functional.interpolate(coarse, (height, width), mode="bilinear").permute(0, 2, 3, 1)
+    generated = torch.rand(3, 256, 256, 3, generator=torch.Generator().manual_seed(2))
+    parser = RedIsSkinParser() if mode != "lower_face" else None
+    whole, whole_mask = paste_back(frames, generated, info, mode=mode, face_parser=parser)
+    covered = float((whole_mask[[0, 2]] > 0).sum()) / (2 * region_area(info))  # of the box: neither none nor all
+    assert 0.1 < covered < 0.9, covered
+
+    region = paste_region(info, mode)
+    x1, y1, x2, y2 = region
+    assert 0 < x1 and 0 < y1 and x2 == width and y2 < height  # a real part of the frames, up to the clipped edge
+    window = frames[:, y1:y2, x1:x2].contiguous()
+    pasted, mask = paste_back(window, generated, info, mode=mode, face_parser=parser, region=region)
+    assert torch.equal(pasted, whole[:, y1:y2, x1:x2]) and torch.equal(mask, whole_mask[:, y1:y2, x1:x2])
+    outside = torch.ones(height, width, dtype=torch.bool)
+    outside[y1:y2, x1:x2] = False
+    assert torch.equal(whole[:, outside], frames[:, outside]) and float(whole_mask[:, outside].max()) == 0.0
+    faces = info.section([0, 2])
+    assert torch.equal(cut_crops(window[[0, 2]], faces, origin=(x1, y1)), cut_crops(frames[[0, 2]], faces))
+
+    with pytest.raises(FrameInputError, match="does not hold the faces' paste region"):
+        paste_back(window[:, 1:], generated, info, mode=mode, face_parser=parser, region=(x1, y1 + 1, x2, y2))

@@ -4,11 +4,14 @@ Two passes over the file, never holding more than one chunk of frames:
 1. detect the face in every frame and keep only its 68 landmarks (a few hundred bytes per frame), then smooth the
    tracks and fix every crop box (`face_crop.plan_crops`);
 2. decode again chunk by chunk: crop, generate the mouths, paste back, and encode into the mp4 at once.
+With `overlap` (the default) the next chunk is decoded and the last one encoded in background threads while this
+one is on the model (`overlap.py`): one chunk more in flight on each side, the same frames out.
 The speech's Whisper features are computed once up front (float32 [50 steps x 5 layers x 384] per second of
 speech, about 375 KiB/s: some 230 MB for 10 minutes, the one cost that grows with length).
 """
 
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -21,7 +24,7 @@ from ..errors import FrameInputError, SettingError
 from ..face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
 from ..face.face_analysis import choose_face, detect_faces
 from ..face.face_crop import cut_crops, plan_crops
-from ..face.paste_back import check_paste_mode, paste_back
+from ..face.paste_back import check_paste_mode, paste_back, paste_region
 from ..identity.identity_patch import IdentityPatch, base_model_note
 from ..lipsync.frame_timing import LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS
 from ..lipsync.lipsync_inference import generate_mouths
@@ -30,8 +33,10 @@ from ..musetalk.musetalk_unet import VERSION_V10, LipSyncUNet
 from ..musetalk.vae_codec import LatentCodec
 from ..runtime import Runtime
 from ..video.video_io import Mp4Writer, VideoInfo, iter_frame_chunks, probe_video
+from .overlap import WriteBehind, read_ahead
 
 FLOAT_FRAME_COPIES = 3  # a chunk lives as float input, pasted output and blend mask at the same time
+UINT8_CHUNKS_IN_FLIGHT = 4  # with overlap: one chunk being read, one read ahead, one queued and one being encoded
 
 
 @dataclass
@@ -56,6 +61,7 @@ class DubSettings:
     paste_mode: str = "lower_face"
     feather_px: int | None = None
     crf: int = 18
+    overlap: bool = True  # decode and encode in background threads beside the model
 
 
 @dataclass
@@ -71,7 +77,7 @@ class DubReport:
 
 
 def chunk_frames(info: VideoInfo, settings: DubSettings) -> int:
-    per_frame = info.width * info.height * 3 * 4 * FLOAT_FRAME_COPIES
+    per_frame = info.width * info.height * 3 * (4 * FLOAT_FRAME_COPIES + UINT8_CHUNKS_IN_FLIGHT * settings.overlap)
     return max(1, min(256, settings.memory_budget_mb * 2**20 // per_frame))
 
 
@@ -100,7 +106,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds = {}
 
     started = time.perf_counter()
-    landmarks = track_faces(info, chunk, constant_rate, models.face_analysis, runtime)
+    landmarks = track_faces(info, chunk, constant_rate, models.face_analysis, runtime, settings.overlap)
     geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
     crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                            float(rate), settings.smoothing, settings.min_face_size)
@@ -117,16 +123,19 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     total = len(plan.crop_indices)
     audio = np.asarray(waveform.cpu() if isinstance(waveform, torch.Tensor) else waveform, dtype=np.float32)
     with Mp4Writer(output_path, info.width, info.height, rate, audio=audio.reshape(-1, audio.shape[-1]),
-                   sample_rate=int(sample_rate), crf=settings.crf, log=runtime.log) as writer:
+                   sample_rate=int(sample_rate), crf=settings.crf, log=runtime.log) as writer, \
+            WriteBehind(writer.write, settings.overlap) as write_behind, \
+            closing(read_ahead(frames_in_order(info, plan.crop_indices, chunk, constant_rate),
+                               settings.overlap)) as chunks:
         done = 0
         runtime.report_progress(0, total)
-        for frames in frames_in_order(info, plan.crop_indices, chunk, constant_rate):
+        for frames in chunks:
             runtime.raise_if_interrupted()
             indices = plan.crop_indices[done:done + len(frames)]
             chunk_runtime = Runtime(device=runtime.device, raise_if_interrupted=runtime.raise_if_interrupted,
                                     log=runtime.log, report_progress=lambda d, _, first=done: runtime.report_progress(
                                         first + d, total))
-            writer.write(_dub_chunk(frames, indices, done, crop_plan, features, float(rate), models, settings,
+            write_behind.put(_dub_chunk(frames, indices, done, crop_plan, features, float(rate), models, settings,
                                     chunk_runtime))
             done += len(frames)
             runtime.report_progress(done, total)
@@ -147,33 +156,42 @@ def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
         )
 
 
-def track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime) -> list:
-    """The largest face's 68 landmarks in every frame (None where there is no face)."""
+def track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime, overlap: bool = True) -> list:
+    """The largest face's 68 landmarks in every frame (None where there is no face). With `overlap` the next chunk
+    is decoded while the faces of this one are found."""
     landmarks = []
-    for frames in iter_frame_chunks(info, chunk, constant_rate=constant_rate):
-        runtime.raise_if_interrupted()
-        for frame in frames:
-            face = choose_face(detect_faces(analysis, frame, with_embedding=False))
-            landmarks.append(None if face is None else face["landmarks68"])
+    with closing(read_ahead(iter_frame_chunks(info, chunk, constant_rate=constant_rate), overlap)) as chunks:
+        for frames in chunks:
+            runtime.raise_if_interrupted()
+            for frame in frames:
+                face = choose_face(detect_faces(analysis, frame, with_embedding=False))
+                landmarks.append(None if face is None else face["landmarks68"])
     return landmarks
 
 
 def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, features, fps, models, settings,
                runtime):
-    frames = torch.from_numpy(frames_uint8).float().div_(255.0)
     section = crop_plan.section(source_indices)
     with_face = [k for k, frame in enumerate(section.frames) if frame.found]
-    if not with_face:
+    faces = crop_plan.section([source_indices[k] for k in with_face])
+    region = paste_region(faces, settings.paste_mode)
+    if region is None:
         return frames_uint8  # nothing to redraw: the frames pass through bit for bit
-    crops = cut_crops(frames[with_face], crop_plan.section([source_indices[k] for k in with_face]))
+    # Only the part of the frames the faces are cut from and pasted into goes to float: on 1080p frames that is a
+    # tenth of the pixels, and the rest is copied through as it was decoded.
+    x1, y1, x2, y2 = region
+    window = torch.from_numpy(np.ascontiguousarray(frames_uint8[with_face, y1:y2, x1:x2])).float().div_(255.0)
+    crops = cut_crops(window, faces, origin=(x1, y1))
     generated = generate_mouths(  # faces only: faceless frames are not generated just to be thrown away
         models.base.unet, models.codec, crops,
         lambda indices: frame_features(features, [first_output + with_face[i] for i in indices], fps),
         batch_size=settings.batch_size, identity=models.identity, runtime=runtime,
     )
-    pasted, _ = paste_back(frames, generated, section, mode=settings.paste_mode, feather_px=settings.feather_px,
-                           face_parser=models.face_parser)
-    return (pasted.clamp_(0, 1).mul_(255).add_(0.5)).to(torch.uint8).numpy()
+    pasted, _ = paste_back(window, generated, faces, mode=settings.paste_mode, feather_px=settings.feather_px,
+                           face_parser=models.face_parser, region=region)
+    out = frames_uint8.copy()
+    out[with_face, y1:y2, x1:x2] = pasted.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).numpy()
+    return out
 
 
 def frames_in_order(video, indices: list[int], chunk: int, constant_rate=None):

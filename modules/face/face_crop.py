@@ -156,13 +156,16 @@ def plan_crops(
     )
 
 
-def cut_crops(frames, info: CropInfo) -> torch.Tensor:
-    """Crops [n, 256, 256, 3] of `frames`, one per entry of `info.frames`."""
+def cut_crops(frames, info: CropInfo, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Crops [n, 256, 256, 3] of `frames`, one per entry of `info.frames`. origin (x, y): where `frames` start in
+    the source frames when they are only a region of them (one that holds every box)."""
     count = check_frames(frames)[0]
     crops = np.empty((count, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
     for index in range(count):
         frame_crop = info.frames[index]
-        crops[index] = crop_frame(_frame(frames, index), frame_crop.box if frame_crop.found else frame_crop.source_box)
+        x1, y1, x2, y2 = (int(v) for v in (frame_crop.box if frame_crop.found else frame_crop.source_box))
+        box = (x1 - origin[0], y1 - origin[1], x2 - origin[0], y2 - origin[1])
+        crops[index] = crop_frame(_frame(frames, index), box)
     return torch.from_numpy(crops)
 
 
