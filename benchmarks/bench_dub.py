@@ -2,7 +2,8 @@
 
     python benchmarks/bench_dub.py --seconds 60 --fps 25 --size 1280x720 [--full] [--workdir DIR]
 
-Writes random-weight models in the published formats (reduced size by default; --full: MuseTalk's real sizes),
+Writes random-weight models in the published formats (reduced size by default; --full: MuseTalk's real sizes;
+--micro: the smallest VAE, so the table shows the dub's own cost beside the models),
 the insightface stand-in pack of tests/insightface_standins.py (it finds the clip's bright-square face), a clip
 with a moving face and speech-like audio, then runs the `dub` command in a child process and prints a table row.
 Peak RAM is the child's maximum resident set size: it shows whether memory grows with the video's length.
@@ -26,17 +27,18 @@ from modules.demo.demo_media import SAMPLE_RATE, speech_like_signal  # noqa: E40
 from modules.video.video_io import Mp4Writer  # noqa: E402
 
 
-def write_models(folder: str, full: bool) -> None:
+def write_models(folder: str, full: bool, micro: bool = False) -> None:
     from diffusers import UNet2DConditionModel
 
     import insightface_standins
-    from modules.demo.random_models import random_vae, write_musetalk_unet, write_openai_whisper
+    from modules.demo.random_models import micro_vae, random_vae, write_musetalk_unet, write_openai_whisper
     from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG
 
     full_unet = UNet2DConditionModel(**MUSETALK_UNET_CONFIG) if full else None
     write_musetalk_unet(os.path.join(folder, "lipsync"), "v1.0", unet=full_unet)
     write_openai_whisper(os.path.join(folder, "audio_encoders", "tiny.pt"), full_size=full)
-    random_vae(full_size=full).save_pretrained(os.path.join(folder, "vae", "sd-vae-ft-mse"))
+    vae = micro_vae() if micro else random_vae(full_size=full)
+    vae.save_pretrained(os.path.join(folder, "vae", "sd-vae-ft-mse"))
     insightface_standins.write_buffalo_l(os.path.join(folder, "insightface"))
 
 
@@ -57,22 +59,24 @@ def main() -> int:
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--micro", action="store_true",
+                        help="the smallest VAE: what is left is the dub's own cost (decode, faces, paste, encode)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workdir", default=None)
-    parser.add_argument("--no-overlap", action="store_true", help="pass --no-overlap to the dub (for before/after)")
+    parser.add_argument("--overlap", default="auto", choices=["auto", "on", "off"], help="the dub's --overlap")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = args.workdir or tempfile.mkdtemp(prefix="unavglip_bench_")
     models = os.path.join(work, "models")
     if not os.path.isdir(models):
-        write_models(models, args.full)
+        write_models(models, args.full, args.micro)
     clip = os.path.join(work, f"clip_{args.size}_{args.seconds:g}s.mp4")
     write_clip(clip, args.seconds, args.fps, width, height)
     speech = os.path.join(work, "speech.wav")
     soundfile.write(speech, speech_like_signal(SAMPLE_RATE, args.seconds)[0], SAMPLE_RATE)
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "modules.cli", "dub", "--video", clip, "--audio", speech,
                "--out", os.path.join(work, "dubbed.mp4"), "--models-dir", models, "--batch-size", str(args.batch_size)]
-    command += ["--no-overlap"] if args.no_overlap else []
+    command += ["--overlap", args.overlap]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -81,7 +85,7 @@ def main() -> int:
         return done.returncode
     peak_mb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) / 1024
     frames = round(args.seconds * args.fps)
-    size = "full" if args.full else "reduced"
+    size = "full" if args.full else "micro" if args.micro else "reduced"
     print(done.stdout)
     print("| models | clip | frames | wall s | frames/s | peak RAM MB |\n|---|---|---:|---:|---:|---:|")
     print(f"| {size} | {args.size} {args.seconds:g} s @ {args.fps} fps | {frames} | {wall:.1f} | "

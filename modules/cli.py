@@ -137,7 +137,7 @@ def run_dub(args) -> int:
     samples, sample_rate = load_audio_file(args.audio)
     settings = DubSettings(length_policy=args.length_policy, batch_size=args.batch_size,
                            memory_budget_mb=args.memory_mb, paste_mode=args.paste_mode,
-                           overlap=not args.no_overlap)
+                           overlap={"auto": None, "on": True, "off": False}[args.overlap])
     started = time.perf_counter()
     report = dub_video(args.video, samples, sample_rate, args.out, models, settings,
                        Runtime(device=device, report_progress=ProgressLine().update))
@@ -341,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--cpu", action="store_true")
     dub.add_argument("--dtype", default="auto", choices=DTYPE_NAMES,
                      help="what the UNet and VAE compute in; auto: fp16 on CUDA, fp32 on the CPU")
-    dub.add_argument("--no-overlap", action="store_true",
-                     help="decode and encode the video in the main thread, not beside the model (for measuring)")
+    dub.add_argument("--overlap", default="auto", choices=["auto", "on", "off"],
+                     help="decode and encode the video in background threads beside the model; auto: when the "
+                          "model is on a GPU (face tracking always reads ahead unless off)")
 
     evaluate = commands.add_parser("eval", help="score a dub: lip sync (LSE-C/D), identity, SSIM/PSNR, mouth "
                                                 "motion (streams the video)")

@@ -94,14 +94,24 @@ def test_write_behind_writes_in_order_in_another_thread_and_raises_a_failed_writ
     assert background_threads() == []
 
 
-def test_a_dub_gives_the_same_frames_with_and_without_overlap(tmp_path, models):
+def test_a_dub_gives_the_same_frames_with_and_without_overlap(tmp_path, models, monkeypatch):
+    used = []
+
+    class RecordingWriteBehind(WriteBehind):
+        def __init__(self, write, enabled=True):
+            used.append(enabled)
+            super().__init__(write, enabled)
+
+    monkeypatch.setattr(dp, "WriteBehind", RecordingWriteBehind)
     frames = face_frames(10)
     frames[4] = 40
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    _, overlapped = dub(tmp_path / "a", models, frames, seconds=10 / 25, memory_budget_mb=1)  # 1 frame a chunk
-    _, serial = dub(tmp_path / "b", models, frames, seconds=10 / 25, memory_budget_mb=1, overlap=False)
-    assert np.array_equal(read_all_frames(overlapped), read_all_frames(serial))
+    outputs = []
+    for name, overlap in (("on", True), ("off", False), ("auto", None)):
+        (tmp_path / name).mkdir()
+        _, out = dub(tmp_path / name, models, frames, seconds=10 / 25, memory_budget_mb=1, overlap=overlap)
+        outputs.append(read_all_frames(out))  # 1 frame a chunk: every chunk goes through the threads
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+    assert used == [True, False, False]  # auto: the model is on the CPU, where overlap only costs (README)
 
 
 def test_an_interrupt_mid_dub_stops_every_thread_and_leaves_no_file(tmp_path, models):
@@ -121,7 +131,7 @@ def test_an_interrupt_mid_dub_stops_every_thread_and_leaves_no_file(tmp_path, mo
 
     runtime = Runtime(raise_if_interrupted=interrupt_in_the_second_pass)
     with pytest.raises(InterruptedError):
-        dp.dub_video(video, samples, rate, str(tmp_path / "out.mp4"), models, dp.DubSettings(memory_budget_mb=1),
+        dp.dub_video(video, samples, rate, str(tmp_path / "out.mp4"), models, dp.DubSettings(memory_budget_mb=1, overlap=True),
                      runtime)
     assert len(checks) == 16 and background_threads() == []
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4", "s.wav"]

@@ -4,8 +4,10 @@ Two passes over the file, never holding more than one chunk of frames:
 1. detect the face in every frame and keep only its 68 landmarks (a few hundred bytes per frame), then smooth the
    tracks and fix every crop box (`face_crop.plan_crops`);
 2. decode again chunk by chunk: crop, generate the mouths, paste back, and encode into the mp4 at once.
-With `overlap` (the default) the next chunk is decoded and the last one encoded in background threads while this
-one is on the model (`overlap.py`): one chunk more in flight on each side, the same frames out.
+With overlap the next chunk is decoded (both passes) and the last one encoded (pass 2) in background threads while
+this one is on the model (`overlap.py`): one chunk more in flight on each side, the same frames out. By default
+pass 2 overlaps only when the model is on a GPU: on the CPU the model already keeps every core busy, and the extra
+threads made pass 2 slower (2 cores, 1080p: 83 against 76 ms/frame, benchmarks/README.md).
 The speech's Whisper features are computed once up front (float32 [50 steps x 5 layers x 384] per second of
 speech, about 375 KiB/s: some 230 MB for 10 minutes, the one cost that grows with length).
 """
@@ -61,7 +63,7 @@ class DubSettings:
     paste_mode: str = "lower_face"
     feather_px: int | None = None
     crf: int = 18
-    overlap: bool = True  # decode and encode in background threads beside the model
+    overlap: bool | None = None  # decode and encode in background threads beside the model; None: on a GPU only
 
 
 @dataclass
@@ -77,7 +79,8 @@ class DubReport:
 
 
 def chunk_frames(info: VideoInfo, settings: DubSettings) -> int:
-    per_frame = info.width * info.height * 3 * (4 * FLOAT_FRAME_COPIES + UINT8_CHUNKS_IN_FLIGHT * settings.overlap)
+    # Counted whether or not this run overlaps, so a chunk has the same frames (and the same result) either way.
+    per_frame = info.width * info.height * 3 * (4 * FLOAT_FRAME_COPIES + UINT8_CHUNKS_IN_FLIGHT)
     return max(1, min(256, settings.memory_budget_mb * 2**20 // per_frame))
 
 
@@ -106,7 +109,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds = {}
 
     started = time.perf_counter()
-    landmarks = track_faces(info, chunk, constant_rate, models.face_analysis, runtime, settings.overlap)
+    landmarks = track_faces(info, chunk, constant_rate, models.face_analysis, runtime, settings.overlap is not False)
     geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
     crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                            float(rate), settings.smoothing, settings.min_face_size)
@@ -120,13 +123,13 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds["audio features"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    overlap = settings.overlap if settings.overlap is not None else _model_device(models).type != "cpu"
     total = len(plan.crop_indices)
     audio = np.asarray(waveform.cpu() if isinstance(waveform, torch.Tensor) else waveform, dtype=np.float32)
     with Mp4Writer(output_path, info.width, info.height, rate, audio=audio.reshape(-1, audio.shape[-1]),
                    sample_rate=int(sample_rate), crf=settings.crf, log=runtime.log) as writer, \
-            WriteBehind(writer.write, settings.overlap) as write_behind, \
-            closing(read_ahead(frames_in_order(info, plan.crop_indices, chunk, constant_rate),
-                               settings.overlap)) as chunks:
+            WriteBehind(writer.write, overlap) as write_behind, \
+            closing(read_ahead(frames_in_order(info, plan.crop_indices, chunk, constant_rate), overlap)) as chunks:
         done = 0
         runtime.report_progress(0, total)
         for frames in chunks:
@@ -146,6 +149,10 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds["lip sync and encoding"] = time.perf_counter() - started
     return DubReport(output_path, total, rate, info.width, info.height, crop_plan.found_count,
                      notes + crop_plan.notes + ([plan.note] if plan.note else []), seconds)
+
+
+def _model_device(models: DubModels) -> torch.device:
+    return next(models.base.unet.parameters()).device
 
 
 def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
