@@ -32,7 +32,13 @@ if ROOT not in sys.path:
 from modules.audio import whisper_features  # noqa: E402
 from modules.audio.audio_position import positional_encoding  # noqa: E402
 from modules.audio.whisper_encoder import SAMPLE_RATE, WhisperEncoder, WhisperEncoderConfig  # noqa: E402
-from modules.lipsync.lipsync_inference import generate_mouths, lower_half_blanked, predict_latents  # noqa: E402
+from modules.compile_mode import COMPILE_MODES  # noqa: E402
+from modules.lipsync.lipsync_inference import (  # noqa: E402
+    compile_for_inference,
+    generate_mouths,
+    lower_half_blanked,
+    predict_latents,
+)
 from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG  # noqa: E402
 from modules.musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec  # noqa: E402
 from modules.precision import DTYPES  # noqa: E402
@@ -231,7 +237,9 @@ def run_device(device: torch.device, args, rows: list, notes: list) -> None:
             f"in {time.perf_counter() - start:.1f} s",
             flush=True,
         )
-        base = {"device": device.type, "device_name": device_name(device), "dtype": dtype_name}
+        compile_for_inference(unet, codec, args.compile)  # the warm-up calls pay for the compiling
+        base = {"device": device.type, "device_name": device_name(device), "dtype": dtype_name,
+                "compile": args.compile}
         for batch in batches:
             frames = max(args.frames or batch, 1)
             log: list = []
@@ -341,6 +349,8 @@ def parse_args(argv=None):
                         help=f"comma list of stages (default: all of {','.join(STAGES)})")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                        help="torch.compile the UNet and the VAE's encoder and decoder (give --warmup 1 or more)")
     args = parser.parse_args(argv)
     for name in args.dtypes or []:
         if name not in DTYPES:

@@ -1,15 +1,16 @@
 """The UnAvgLip / MuseTalk method in plain torch and numpy. Nothing here imports ComfyUI.
 
-One sub-package per concern. `LAYERS` lists them from the bottom up, with the four top-level modules at their
-places: `errors`, `runtime` and `precision` at the bottom (everything above may use them), `cli` at the very top. A name may import
-only itself and the names listed before it (tests/test_layers.py checks every import, also those inside
-functions).
+One sub-package per concern. `LAYERS` lists them from the bottom up, with the five top-level modules at their
+places: `errors`, `runtime`, `precision` and `compile_mode` at the bottom (everything above may use them), `cli`
+at the very top. A name may import only itself and the names listed before it (tests/test_layers.py checks every
+import, also those inside functions).
 """
 
 LAYERS = (
     "errors",  # the exceptions the pack raises on bad input
     "runtime",  # the seam to the host: device, progress, interrupt
     "precision",  # which dtype the models compute in on a device, and its fallbacks
+    "compile_mode",  # optional torch.compile of a model, with a fallback to the uncompiled one
     "files",  # reading weight files safely; where model files go
     "audio",  # decoding, 16 kHz mono, Whisper encoder, per-frame features, positional code
     "video",  # reading and writing video files

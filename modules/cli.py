@@ -29,6 +29,7 @@ from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files
 from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
+from .compile_mode import COMPILE_MODES
 from .precision import DTYPE_NAMES, compute_dtype
 from .training.command_line import add_training_commands
 
@@ -162,6 +163,7 @@ def load_dub_models(found: dict, args, device):
     from .audio.whisper_encoder import load_whisper_encoder
     from .dub.dub_pipeline import DubModels
     from .face.face_analysis import load_face_analysis
+    from .lipsync.lipsync_inference import compile_for_inference
     from .musetalk.musetalk_unet import load_lipsync_unet
     from .musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
@@ -189,6 +191,7 @@ def load_dub_models(found: dict, args, device):
                        face_analysis=analysis, face_parser=face_parser)
     if args.adapter:
         models.identity = load_identity(args, analysis, device, dtype)
+    compile_for_inference(models.base.unet, models.codec, args.compile)
     return models
 
 
@@ -341,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--cpu", action="store_true")
     dub.add_argument("--dtype", default="auto", choices=DTYPE_NAMES,
                      help="what the UNet and VAE compute in; auto: fp16 on CUDA, fp32 on the CPU")
+    dub.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                     help="torch.compile the UNet and VAE (a minute or more at the start; runs uncompiled if the "
+                          "compiler fails); reduce-overhead adds CUDA graphs")
     dub.add_argument("--overlap", default="auto", choices=["auto", "on", "off"],
                      help="decode and encode the video in background threads beside the model; auto: when the "
                           "model is on a GPU (face tracking always reads ahead unless off)")

@@ -1,0 +1,71 @@
+"""Optional torch.compile (modules/compile_mode.py): the compiled model gives the eager result and stays the same
+object; a compiler that fails leaves the eager model running, with one message; out-of-memory is not swallowed."""
+
+import pytest
+import torch
+
+from modules.compile_mode import compile_with_fallback
+from modules.demo.random_models import tiny_unet
+from modules.errors import SettingError
+
+
+def unet_inputs(batch: int = 2):
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(batch, 8, 32, 32, generator=generator)
+    tokens = torch.randn(batch, 50, 64, generator=generator)  # the tiny UNet's cross-attention width
+    return latents, torch.zeros(1, dtype=torch.long), tokens
+
+
+def run(unet, inputs):
+    latents, timestep, tokens = inputs
+    with torch.inference_mode():
+        return unet(latents, timestep, encoder_hidden_states=tokens).sample
+
+
+def test_the_compiled_unet_gives_the_eager_result_and_stays_the_same_module():
+    unet = tiny_unet(0)
+    inputs = unet_inputs()
+    eager = run(unet, inputs)
+    messages = []
+    same = compile_with_fallback(unet, "default", messages.append, backend="aot_eager")  # traced by dynamo
+    assert same is unet and unet._compiled_call_impl is not None
+    torch.testing.assert_close(run(unet, inputs), eager, rtol=1e-5, atol=1e-5)
+    assert messages == [] and unet._compiled_call_impl is not None  # still compiled
+    assert sum(p.numel() for p in unet.parameters()) == sum(p.numel() for p in tiny_unet(0).parameters())
+
+
+def test_a_failing_compiler_leaves_the_eager_model_with_one_message():
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no working C++ compiler found")
+
+    unet = tiny_unet(0)
+    inputs = unet_inputs()
+    eager = run(unet, inputs)
+    messages = []
+    compile_with_fallback(unet, "default", messages.append, backend=broken_backend, name="UNet")
+    assert torch.equal(run(unet, inputs), eager)
+    assert torch.equal(run(unet, inputs), eager)
+    assert len(messages) == 1 and "torch.compile of the UNet failed" in messages[0]
+    assert "no working C++ compiler found" in messages[0] and "uncompiled" in messages[0]
+    assert unet._compiled_call_impl is None
+
+
+def test_out_of_memory_in_the_compiled_model_reaches_the_caller():
+    def out_of_memory_backend(graph, example_inputs):
+        def compiled(*args):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return compiled
+
+    unet = tiny_unet(0)
+    messages = []
+    compile_with_fallback(unet, "default", messages.append, backend=out_of_memory_backend)
+    with pytest.raises(torch.OutOfMemoryError):  # the sampler's retry at a smaller batch needs to see it
+        run(unet, unet_inputs())
+    assert messages == [] and unet._compiled_call_impl is not None
+
+
+def test_off_leaves_the_module_alone_and_an_unknown_mode_is_refused():
+    unet = tiny_unet(0)
+    assert compile_with_fallback(unet, "off") is unet and unet._compiled_call_impl is None
+    with pytest.raises(SettingError, match="compile mode must be one of off, default"):
+        compile_with_fallback(unet, "fast")
