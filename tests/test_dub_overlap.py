@@ -6,9 +6,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from modules.dub import dub_pipeline as dp
+from modules.audio.audio_file import load_audio_file
 from modules.dub.overlap import WriteBehind, read_ahead
+from modules.runtime import Runtime
 from modules.video.video_io import read_all_frames
 
 from test_dub import dub, face_frames, models, models_dir  # noqa: F401  (fixtures)
@@ -111,13 +114,14 @@ def test_a_dub_gives_the_same_frames_with_and_without_overlap(tmp_path, models, 
         _, out = dub(tmp_path / name, models, frames, seconds=10 / 25, memory_budget_mb=1, overlap=overlap)
         outputs.append(read_all_frames(out))  # 1 frame a chunk: every chunk goes through the threads
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
-    assert used == [True, False, False]  # auto: the model is on the CPU, where overlap only costs (README)
+    assert used == [True, False, False]  # auto: the dub runs on the CPU, where overlap only costs (README)
+    samples, rate = load_audio_file(str(tmp_path / "auto" / "speech.wav"))
+    dp.dub_video(str(tmp_path / "auto" / "in.mp4"), samples, rate, str(tmp_path / "gpu.mp4"), models,
+                 dp.DubSettings(memory_budget_mb=1), Runtime(device=torch.device("meta")))  # any device but the CPU
+    assert used[-1] is True
 
 
 def test_an_interrupt_mid_dub_stops_every_thread_and_leaves_no_file(tmp_path, models):
-    from modules.audio.audio_file import load_audio_file
-    from modules.runtime import Runtime
-
     from test_dub import write_speech, write_video
 
     video = write_video(tmp_path / "in.mp4", face_frames(12))

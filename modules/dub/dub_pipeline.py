@@ -123,7 +123,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds["audio features"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    overlap = settings.overlap if settings.overlap is not None else _model_device(models).type != "cpu"
+    overlap = settings.overlap if settings.overlap is not None else runtime.device.type != "cpu"
     total = len(plan.crop_indices)
     audio = np.asarray(waveform.cpu() if isinstance(waveform, torch.Tensor) else waveform, dtype=np.float32)
     with Mp4Writer(output_path, info.width, info.height, rate, audio=audio.reshape(-1, audio.shape[-1]),
@@ -149,10 +149,6 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds["lip sync and encoding"] = time.perf_counter() - started
     return DubReport(output_path, total, rate, info.width, info.height, crop_plan.found_count,
                      notes + crop_plan.notes + ([plan.note] if plan.note else []), seconds)
-
-
-def _model_device(models: DubModels) -> torch.device:
-    return next(models.base.unet.parameters()).device
 
 
 def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
