@@ -237,9 +237,12 @@ def run_device(device: torch.device, args, rows: list, notes: list) -> None:
             f"in {time.perf_counter() - start:.1f} s",
             flush=True,
         )
+        if args.channels_last:  # convolutions in NHWC (cuDNN's fast layout for half precision); inputs follow
+            unet.to(memory_format=torch.channels_last)
+            codec.vae.to(memory_format=torch.channels_last)
         compile_for_inference(unet, codec, args.compile)  # the warm-up calls pay for the compiling
         base = {"device": device.type, "device_name": device_name(device), "dtype": dtype_name,
-                "compile": args.compile}
+                "compile": args.compile, "channels_last": args.channels_last}
         for batch in batches:
             frames = max(args.frames or batch, 1)
             log: list = []
@@ -349,6 +352,8 @@ def parse_args(argv=None):
                         help=f"comma list of stages (default: all of {','.join(STAGES)})")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="UNet and VAE weights in channels_last memory format (an experiment for CUDA)")
     parser.add_argument("--compile", default="off", choices=COMPILE_MODES,
                         help="torch.compile the UNet and the VAE's encoder and decoder (give --warmup 1 or more)")
     args = parser.parse_args(argv)

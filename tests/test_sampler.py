@@ -290,6 +290,10 @@ def test_nan_in_a_half_precision_decode_is_decoded_again_in_float32(models):
     assert torch.isfinite(result).all() and result.min() >= 0 and result.max() <= 1
     redone = [m for m in messages if "float16 decode gave NaN" in m and "decoded again in float32" in m]
     assert [m.split(" for ")[1].split(";")[0] for m in redone] == ["frames 0-1", "frames 2-2"]
+    messages.clear()  # a chunk of a video names its frames by the video's numbers (the dub's frame_names)
+    generate_mouths(base.unet, half, crops[:2], tokens, batch_size=2, runtime=Runtime(log=messages.append),
+                    frame_names=lambda idx: f"output frames {40 + idx[0]}-{40 + idx[-1]}")
+    assert len(messages) == 1 and "NaN for output frames 40-41;" in messages[0]
     assert half.dtype == torch.float16  # the weights went back to half precision
     full = DiffusersVAECodec(overflowing_vae(codec, torch.float32))
     expected = generate_mouths(base.unet, full, crops, tokens, batch_size=2)

@@ -10,8 +10,8 @@ and here, first, as a dry run on the CPU with tiny sizes (same code path, minute
 Steps (each timed; a failing step is recorded and the next one runs): (a) the CUDA tests, (b) fp16 / bf16 against
 fp32 on the device for the full-size random UNet, VAE encode / decode and the adapter (relative error, NaN count),
 (c) bench_core at batch 1, 8, 16, 32, 64 in fp16 and bf16, (d) a whole dub of a 30 s 1080p clip at full size
-(frames/s with and without overlap, peak VRAM, peak RAM), (e) the adapter's cost, (f) the core with
-torch.compile. A short table is printed last; every figure is written to
+(frames/s with and without overlap, peak VRAM, peak RAM), (e) the adapter's cost, (f) the core with channels_last
+weights, (g) the core with torch.compile. A short table is printed last; every figure is written to
 OUT/device_check.json and each step's output to OUT/<step>.log.
 """
 
@@ -183,25 +183,33 @@ def adapter_cost(args) -> dict:
                            os.path.join(args.out, "adapter_cost.log"))
 
 
-def compiled(args) -> dict:
-    """bench_core's core with `--compile default`, beside the same row uncompiled (before/after); last, because
-    compiling takes minutes and the other figures matter more."""
-    json_path = os.path.join(args.out, "compiled.json")
+def core_variant(args, name: str, extra: list) -> dict:
+    """bench_core's core at fp16 batch 32 with `extra` options, to set beside the plain bench_core row."""
+    json_path = os.path.join(args.out, f"{name}.json")
     if args.dry_run:
         options = ["--device", "cpu", "--dtypes", "fp32", "--batch", "1", "--stages", "unet_step"]
     else:
         options = ["--device", "cuda", "--dtypes", "fp16", "--batch", "32", "--stages", "core"]
     subprocess_step([sys.executable, "benchmarks/bench_core.py", *options, "--repeats", "1" if args.dry_run else "10",
-                     "--warmup", "1" if args.dry_run else "2", "--compile", "default", "--json", json_path],
-                    os.path.join(args.out, "compiled.log"))
+                     "--warmup", "1" if args.dry_run else "2", *extra, "--json", json_path],
+                    os.path.join(args.out, f"{name}.log"))
     with open(json_path, encoding="utf-8") as handle:
         rows = json.load(handle)["results"]
-    return {"rows": [{k: row.get(k) for k in ("dtype", "batch", "stage", "compile", "frames_per_s", "ms_per_frame")}
-                     for row in rows]}
+    keys = ("dtype", "batch", "stage", "compile", "channels_last", "frames_per_s", "ms_per_frame")
+    return {"rows": [{k: row.get(k) for k in keys} for row in rows]}
+
+
+def channels_last(args) -> dict:
+    return core_variant(args, "channels_last", ["--channels-last"])
+
+
+def compiled(args) -> dict:
+    """Last, because compiling takes minutes and the other figures matter more."""
+    return core_variant(args, "compiled", ["--compile", "default"])
 
 
 STEPS = {"cuda_tests": cuda_tests, "precision": precision, "bench_core": bench_core, "whole_dub": whole_dub,
-         "adapter_cost": adapter_cost, "compiled": compiled}
+         "adapter_cost": adapter_cost, "channels_last": channels_last, "compiled": compiled}
 
 
 def summary(results: dict) -> str:
@@ -223,10 +231,10 @@ def summary(results: dict) -> str:
             lines.append(f"| whole dub {result['size']} | {result['frames_per_s']:.1f} frames/s (goal 60; without "
                          f"overlap {result['frames_per_s_without_overlap']:.1f}); peak VRAM "
                          f"{result.get('peak_vram_mb', 0):.0f} MB, RAM {result['peak_ram_mb']:.0f} MB |")
-        elif name == "compiled":
+        elif name in ("channels_last", "compiled"):
             row = result["rows"][0] if result["rows"] else {}
-            lines.append(f"| compiled {row.get('stage')} {row.get('dtype')} batch {row.get('batch')} | "
-                         f"{row.get('frames_per_s') or 0:.1f} frames/s (uncompiled: the bench_core row) |")
+            lines.append(f"| {name} {row.get('stage')} {row.get('dtype')} batch {row.get('batch')} | "
+                         f"{row.get('frames_per_s') or 0:.1f} frames/s (plain: the bench_core row) |")
         else:
             lines.append(f"| {name} | ok ({result['seconds']} s): {' / '.join(result.get('tail', []))[:200]} |")
     return "\n".join(lines)

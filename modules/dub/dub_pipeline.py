@@ -139,7 +139,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
                                     log=runtime.log, report_progress=lambda d, _, first=done: runtime.report_progress(
                                         first + d, total))
             write_behind.put(_dub_chunk(frames, indices, done, crop_plan, features, float(rate), models, settings,
-                                    chunk_runtime))
+                                        chunk_runtime))
             done += len(frames)
             runtime.report_progress(done, total)
         if done != total:
@@ -180,8 +180,8 @@ def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, 
     region = paste_region(faces, settings.paste_mode)
     if region is None:
         return frames_uint8  # nothing to redraw: the frames pass through bit for bit
-    # Only the part of the frames the faces are cut from and pasted into goes to float: on 1080p frames that is a
-    # tenth of the pixels, and the rest is copied through as it was decoded.
+    # Only the part of the frames the faces are cut from and pasted into goes to float (on 1080p frames often a
+    # tenth of the pixels); the rest is copied through as it was decoded.
     x1, y1, x2, y2 = region
     window = torch.from_numpy(np.ascontiguousarray(frames_uint8[with_face, y1:y2, x1:x2])).float().div_(255.0)
     crops = cut_crops(window, faces, origin=(x1, y1))
@@ -189,6 +189,8 @@ def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, 
         models.base.unet, models.codec, crops,
         lambda indices: frame_features(features, [first_output + with_face[i] for i in indices], fps),
         batch_size=settings.batch_size, identity=models.identity, runtime=runtime,
+        frame_names=lambda indices: f"output frames {first_output + with_face[indices[0]]}-"
+                                    f"{first_output + with_face[indices[-1]]}",
     )
     pasted, _ = paste_back(window, generated, faces, mode=settings.paste_mode, feather_px=settings.feather_px,
                            face_parser=models.face_parser, region=region)

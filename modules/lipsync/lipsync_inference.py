@@ -53,6 +53,7 @@ def generate_mouths(
     runtime: Runtime | None = None,
     crop_indices: list[int] | None = None,
     identity: IdentityPatch | None = None,
+    frame_names: Callable[[list[int]], str] | None = None,
 ) -> torch.Tensor:
     """crops [N, 256, 256, 3] in 0..1 (CPU) -> generated crops [M, 256, 256, 3] float32 on the CPU.
 
@@ -60,6 +61,8 @@ def generate_mouths(
     `audio_tokens_for(frame_indices)` gives [len, 50, 384] tokens, so long clips never hold all tokens at once.
     `reference_crop` [1, 256, 256, 3]: a fixed reference for every frame instead of each frame's own crop.
     `identity`: an UnAvgLip identity applied to the UNet for this call only.
+    `frame_names(frame_indices)`: how messages name a batch's frames (default "frames 0-7"), e.g. the video's own
+    frame numbers when these crops are one chunk of it.
     """
     runtime = runtime or Runtime()
     check_crops(crops)
@@ -69,10 +72,15 @@ def generate_mouths(
     fixed_reference = codec.encode(reference_crop) if reference_crop is not None else None
     with identity.applied(unet) if identity is not None else nullcontext():
         return _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime,
-                             crop_indices, identity)
+                             crop_indices, identity, frame_names or _frame_range)
 
 
-def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime, crop_indices, identity):
+def _frame_range(indices: list[int]) -> str:
+    return f"frames {indices[0]}-{indices[-1]}"
+
+
+def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime, crop_indices, identity,
+                  frame_names):
     total = len(crop_indices)
     outputs = []
     start = 0
@@ -83,7 +91,7 @@ def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_refere
         try:
             batch_crops = crops[[crop_indices[k] for k in indices]]
             generated = _generate_batch(unet, codec, batch_crops, audio_tokens_for(indices), fixed_reference,
-                                        identity, lambda: f"frames {indices[0]}-{indices[-1]}", runtime.log)
+                                        identity, lambda: frame_names(indices), runtime.log)
             outputs.append(generated)
         except torch.OutOfMemoryError:
             if batch_size == 1:
