@@ -240,7 +240,8 @@ def run_device(device: torch.device, args, rows: list, notes: list) -> None:
         if args.channels_last:  # convolutions in NHWC (cuDNN's fast layout for half precision); inputs follow
             unet.to(memory_format=torch.channels_last)
             codec.vae.to(memory_format=torch.channels_last)
-        compile_for_inference(unet, codec, args.compile)  # the warm-up calls pay for the compiling
+        fell_back: list = []  # compile_with_fallback's messages: a row timed uncompiled must say so
+        compile_for_inference(unet, codec, args.compile, log=fell_back.append)  # the warm-up pays for compiling
         base = {"device": device.type, "device_name": device_name(device), "dtype": dtype_name,
                 "compile": args.compile, "channels_last": args.channels_last}
         for batch in batches:
@@ -266,6 +267,8 @@ def run_device(device: torch.device, args, rows: list, notes: list) -> None:
                 if stage == "core" and log:
                     row["error"] = "; ".join(log)  # generate_mouths halved the batch after an OOM
                     log.clear()
+                if fell_back:  # timed, at least in part, uncompiled
+                    row["error"] = "; ".join(filter(None, [row.get("error"), *fell_back]))
                 rows.append(row)
                 print(progress_line(row), flush=True)
             del functions

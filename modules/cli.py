@@ -24,12 +24,12 @@ import time
 import numpy as np
 import torch
 
+from .compile_mode import COMPILE_MODES
 from .errors import UnAvgLipError
 from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files
 from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from .compile_mode import COMPILE_MODES
 from .precision import DTYPE_NAMES, compute_dtype
 from .training.command_line import add_training_commands
 

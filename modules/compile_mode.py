@@ -25,9 +25,14 @@ def compile_with_fallback(module: torch.nn.Module, mode: str = "default", log: C
         raise SettingError(f"compile mode must be one of {', '.join(COMPILE_MODES)}; got {mode!r}.")
     if mode == "off":
         return module
-    module.compile(backend=backend, mode=None if mode == "default" else mode)  # shapes: automatic dynamic
-    compiled = module._compiled_call_impl  # what nn.Module.__call__ runs while it is set; None: the plain call
     label = name or type(module).__name__
+    try:
+        module.compile(backend=backend, mode=None if mode == "default" else mode)  # shapes: automatic dynamic
+    except Exception as error:  # an old torch, or dynamo refusing this Python: nothing was changed
+        log(f"UnAvgLip: torch.compile of the {label} is not available here ({_reason(error)}); it runs "
+            "uncompiled.")
+        return module
+    compiled = module._compiled_call_impl  # what nn.Module.__call__ runs while it is set; None: the plain call
 
     def call_or_fall_back(*args, **kwargs):
         try:

@@ -64,6 +64,18 @@ def test_out_of_memory_in_the_compiled_model_reaches_the_caller():
     assert messages == [] and unet._compiled_call_impl is not None
 
 
+def test_a_torch_without_compile_leaves_the_module_uncompiled_with_one_message(monkeypatch):
+    unet = tiny_unet(0)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("Python 3.14+ is not supported by torch.compile")
+
+    monkeypatch.setattr(torch.nn.Module, "compile", refuse)
+    messages = []
+    assert compile_with_fallback(unet, "default", messages.append, name="UNet") is unet
+    assert unet._compiled_call_impl is None and len(messages) == 1 and "not available here" in messages[0]
+
+
 def test_off_leaves_the_module_alone_and_an_unknown_mode_is_refused():
     unet = tiny_unet(0)
     assert compile_with_fallback(unet, "off") is unet and unet._compiled_call_impl is None

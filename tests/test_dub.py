@@ -286,7 +286,7 @@ def test_chunks_fit_the_memory_budget():
     from modules.video.video_io import VideoInfo
 
     full_hd = VideoInfo("x", 1920, 1080, 100, Fraction(25), 4.0, False, True)
-    per_frame = 1920 * 1080 * 3 * (4 * 3 + 4)  # float input, output and mask, and four uint8 chunks in flight
+    per_frame = 1920 * 1080 * 3 * (4 * 3 + 5)  # float input, output and mask, and five uint8 chunks in flight
     for overlap in (None, True, False):  # the same chunks whether or not the stages overlap
         chunk = dp.chunk_frames(full_hd, dp.DubSettings(memory_budget_mb=1024, overlap=overlap))
         assert chunk * per_frame <= 1024 * 2**20 < (chunk + 1) * per_frame

@@ -401,3 +401,7 @@ def test_pasting_into_the_paste_region_gives_the_same_pixels_as_whole_frames(mod
 
     with pytest.raises(FrameInputError, match="does not hold the faces' paste region"):
         paste_back(window[:, 1:], generated, info, mode=mode, face_parser=parser, region=(x1, y1 + 1, x2, y2))
+    with pytest.raises(FrameInputError, match="not inside the 420x300 frames"):
+        paste_back(frames[:, :, 1:], generated, info, mode=mode, face_parser=parser, region=(1, 0, width + 1, height))
+    with pytest.raises(FrameInputError, match="runs past the region"):
+        cut_crops(window[[0, 2], :, :-1], faces, origin=(x1, y1))  # the edge face's box ends at the region's edge

@@ -159,6 +159,11 @@ def whole_dub(args) -> dict:
         encoder = load_whisper_encoder(write_openai_whisper(os.path.join(folder, "tiny.pt"),
                                                             full_size=not args.dry_run))
         models = DubModels(LipSyncUNet(unet, "v1.0", "random"), codec, encoder.to(device), DrawnFaceTracker())
+        warm_up = os.path.join(folder, "warm_up.mp4")  # cuDNN, the allocator and the first calls, paid before timing
+        with Mp4Writer(warm_up, width, height, 25, log=lambda m: None) as writer:
+            writer.write(np.stack([face_frame(i, width, height) for i in range(40)]))
+        dub_video(warm_up, speech_like_signal(16000, 1.6), 16000, os.path.join(folder, "warm_up_out.mp4"), models,
+                  DubSettings(batch_size=2 if args.dry_run else 32))
         result = {"size": f"{width}x{height}"}
         for overlap in (True, False):  # the default on a GPU, then the stages one after another (before/after)
             if device.type == "cuda":

@@ -38,7 +38,9 @@ from ..video.video_io import Mp4Writer, VideoInfo, iter_frame_chunks, probe_vide
 from .overlap import WriteBehind, read_ahead
 
 FLOAT_FRAME_COPIES = 3  # a chunk lives as float input, pasted output and blend mask at the same time
-UINT8_CHUNKS_IN_FLIGHT = 4  # with overlap: one chunk being read, one read ahead, one queued and one being encoded
+# uint8 chunks alive at once with overlap: the one being decoded, the one read ahead, the one on the model and its
+# pasted copy, and the previous one being encoded.
+UINT8_CHUNKS_IN_FLIGHT = 5
 
 
 @dataclass
@@ -208,6 +210,9 @@ def frames_in_order(video, indices: list[int], chunk: int, constant_rate=None):
     info = video if isinstance(video, VideoInfo) else probe_video(video)
     pending = []
     for piece in _pieces(info, indices, chunk, constant_rate):
+        if not pending and len(piece) == chunk:  # the common case, a forward run: handed on without a copy
+            yield piece
+            continue
         pending.append(piece)
         if sum(len(p) for p in pending) >= chunk:
             joined = np.concatenate(pending)

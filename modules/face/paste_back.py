@@ -119,6 +119,9 @@ def paste_region(crop_info: CropInfo, mode: str = "lower_face") -> tuple[int, in
 def _check_region(region, crop_info: CropInfo, mode: str) -> tuple[int, int]:
     needed = paste_region(crop_info, mode)
     x1, y1, x2, y2 = (int(v) for v in region)
+    if not (0 <= x1 < x2 <= crop_info.frame_width and 0 <= y1 < y2 <= crop_info.frame_height):
+        raise FrameInputError(f"The region {tuple(region)} is not inside the {crop_info.frame_width}x"
+                              f"{crop_info.frame_height} frames.")
     if needed is not None and not (x1 <= needed[0] and y1 <= needed[1] and needed[2] <= x2 and needed[3] <= y2):
         raise FrameInputError(f"The region {tuple(region)} does not hold the faces' paste region {needed}; pass "
                               "paste_region(crop_info, mode) or whole frames.")
