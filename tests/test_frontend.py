@@ -39,9 +39,24 @@ def page(server):
         page.wait_for(READY, timeout=120)
         page.pump(3)  # extensions (ours among them) finish loading
         page.evaluate("app.extensionManager.setting.set('Comfy.Minimap.Visible', false)")  # it would hide a corner
+        close_dialogs(page)  # a fresh ComfyUI opens its template browser at the first start
         yield page
     finally:
         page.close()
+
+
+OPEN_DIALOG = "document.querySelector('.p-dialog-mask, .p-dialog')"
+
+
+def close_dialogs(page: Page) -> None:
+    """Close what covers the canvas with its close button, as a user does, before any file is dropped."""
+    for _ in range(5):
+        if not page.evaluate(f"!!{OPEN_DIALOG}"):
+            return
+        page.evaluate(f"{OPEN_DIALOG}.querySelector('button[aria-label^=\"Close\"]')?.click()")
+        page.pump(1)
+    raise AssertionError("a dialog stays open over the canvas: "
+                         + str(page.evaluate(f"{OPEN_DIALOG}.innerText.slice(0, 200)")))
 
 
 def load(path: str) -> dict:
@@ -117,6 +132,7 @@ def test_workflow_loads_unchanged(page, path, tmp_path):
     with open(os.path.join(shots, name + ".saved.json"), "w", encoding="utf-8") as handle:
         json.dump(saved, handle, indent=1)  # what the frontend saved, to compare with the file when this fails
     opened = graph_on_screen(page, workflow)
+    assert not page.evaluate(f"!!{OPEN_DIALOG}"), f"{name}: a dialog covers the canvas"
     assert opened["x"] >= 60 and opened["y"] >= 90, f"{name} opens partly hidden behind the side bar or tabs"
     assert page.evaluate("app.canvas.ds.scale") >= 0.6, "opens zoomed out so far that the frontend hides the text"
     broken = page.evaluate("""app.graph.nodes.filter(n => !n.isVirtualNode && (n.has_errors
