@@ -81,3 +81,36 @@ def test_off_leaves_the_module_alone_and_an_unknown_mode_is_refused():
     assert compile_with_fallback(unet, "off") is unet and unet._compiled_call_impl is None
     with pytest.raises(SettingError, match="compile mode must be one of off, default"):
         compile_with_fallback(unet, "fast")
+
+
+def test_an_identity_patch_applied_per_chunk_compiles_once_and_matches_eager(tmp_path):
+    """The dub applies the identity patch (new attention processors) for every chunk: the compiled UNet must not
+    recompile each time, and must give the eager result with the patch and without it."""
+    from modules.demo.random_models import unavglip_checkpoint_state
+    from modules.identity.adapter_file import load_identity_adapter
+    from modules.identity.identity_patch import IdentityPatch
+    from modules.lipsync.lipsync_inference import predict_latents
+
+    unet, eager = tiny_unet(0), tiny_unet(0)
+    torch.save(unavglip_checkpoint_state(unet, seed=3, include_unet=False), tmp_path / "adapter.bin")
+    adapter = load_identity_adapter(str(tmp_path / "adapter.bin"))
+    embeddings = torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(4)), dim=-1)
+    patch = IdentityPatch(adapter, adapter.identity_tokens(embeddings), 0.5, 1.0)
+    compiles = []
+
+    def counting_backend(graph, example_inputs):  # dynamo's real tracing; the traced graph runs as it is
+        compiles.append(len(graph.graph.nodes))
+        return graph.forward
+
+    compile_with_fallback(unet, "default", backend=counting_backend)
+    latents, _, tokens = unet_inputs()
+    with torch.inference_mode():
+        for chunk in range(3):
+            with patch.applied(unet):
+                got = predict_latents(unet, latents, tokens, patch)
+            with patch.applied(eager):
+                torch.testing.assert_close(got, predict_latents(eager, latents, tokens, patch), rtol=1e-5, atol=1e-5)
+        assert len(compiles) == 1  # three chunks, one compilation
+        torch.testing.assert_close(predict_latents(unet, latents, tokens), predict_latents(eager, latents, tokens),
+                                   rtol=1e-5, atol=1e-5)  # without the patch: its own graph, not the patched one
+    assert len(compiles) == 2
