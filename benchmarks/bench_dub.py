@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from modules.demo.demo_media import SAMPLE_RATE, speech_like_signal  # noqa: E402
+from modules.dub.overlap import OVERLAP_CHOICES  # noqa: E402
 from modules.video.video_io import Mp4Writer  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def main() -> int:
                         help="the smallest VAE: what is left is the dub's own cost (decode, faces, paste, encode)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workdir", default=None)
-    parser.add_argument("--overlap", default="auto", choices=["auto", "on", "off"], help="the dub's --overlap")
+    parser.add_argument("--overlap", default="auto", choices=list(OVERLAP_CHOICES), help="the dub's --overlap")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = args.workdir or tempfile.mkdtemp(prefix="unavglip_bench_")

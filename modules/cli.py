@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .compile_mode import COMPILE_MODES
+from .dub.overlap import OVERLAP_CHOICES
 from .errors import UnAvgLipError
 from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files
@@ -138,7 +139,7 @@ def run_dub(args) -> int:
     samples, sample_rate = load_audio_file(args.audio)
     settings = DubSettings(length_policy=args.length_policy, batch_size=args.batch_size,
                            memory_budget_mb=args.memory_mb, paste_mode=args.paste_mode,
-                           overlap={"auto": None, "on": True, "off": False}[args.overlap])
+                           overlap=OVERLAP_CHOICES[args.overlap])
     started = time.perf_counter()
     report = dub_video(args.video, samples, sample_rate, args.out, models, settings,
                        Runtime(device=device, report_progress=ProgressLine().update))
@@ -347,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--compile", default="off", choices=COMPILE_MODES,
                      help="torch.compile the UNet and VAE (a minute or more at the start; runs uncompiled if the "
                           "compiler fails); reduce-overhead adds CUDA graphs")
-    dub.add_argument("--overlap", default="auto", choices=["auto", "on", "off"],
+    dub.add_argument("--overlap", default="auto", choices=list(OVERLAP_CHOICES),
                      help="decode and encode the video in background threads beside the model; auto: when the "
                           "model is on a GPU (face tracking always reads ahead unless off)")
 

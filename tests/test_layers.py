@@ -1,5 +1,6 @@
-"""modules/ is layered: each top-level name under it (a sub-package or errors / runtime / precision / cli) may import only
-itself and the names before it in `modules.LAYERS`, and nothing in it imports ComfyUI or the node layer.
+"""modules/ is layered: each top-level name under it (a sub-package or errors / runtime / precision / compile_mode /
+cli) may import only itself and the names before it in `modules.LAYERS`, and nothing in it imports ComfyUI or the
+node layer.
 
 Every import is read with `ast` from the source (relative ones resolved, those inside functions included), so
 nothing is imported to check it.

@@ -149,28 +149,29 @@ def whole_dub(args) -> dict:
     device = torch.device(args.device)
     seconds, (width, height) = (1.0, (320, 240)) if args.dry_run else (30.0, (1920, 1080))
     dtype = torch.float32 if args.dry_run else torch.float16
-    with tempfile.TemporaryDirectory() as folder:
-        clip = os.path.join(folder, "in.mp4")
-        frames = round(seconds * 25)
-        with Mp4Writer(clip, width, height, 25, log=lambda m: None) as writer:
+    def write_clip(path: str, frames: int) -> str:  # the demo's drawn face, a second at a time
+        with Mp4Writer(path, width, height, 25, log=lambda m: None) as writer:
             for start in range(0, frames, 25):
                 writer.write(np.stack([face_frame(i, width, height) for i in range(start, min(frames, start + 25))]))
+        return path
+
+    batch = 2 if args.dry_run else 32
+    with tempfile.TemporaryDirectory() as folder:
+        clip = write_clip(os.path.join(folder, "in.mp4"), round(seconds * 25))
         unet, codec, _ = models_for(args, device, dtype)
         encoder = load_whisper_encoder(write_openai_whisper(os.path.join(folder, "tiny.pt"),
                                                             full_size=not args.dry_run))
         models = DubModels(LipSyncUNet(unet, "v1.0", "random"), codec, encoder.to(device), DrawnFaceTracker())
-        warm_up = os.path.join(folder, "warm_up.mp4")  # cuDNN, the allocator and the first calls, paid before timing
-        with Mp4Writer(warm_up, width, height, 25, log=lambda m: None) as writer:
-            writer.write(np.stack([face_frame(i, width, height) for i in range(40)]))
+        warm_up = write_clip(os.path.join(folder, "warm_up.mp4"), 40)  # cuDNN, the allocator, the first calls
         dub_video(warm_up, speech_like_signal(16000, 1.6), 16000, os.path.join(folder, "warm_up_out.mp4"), models,
-                  DubSettings(batch_size=2 if args.dry_run else 32))
+                  DubSettings(batch_size=batch))
         result = {"size": f"{width}x{height}"}
         for overlap in (True, False):  # the default on a GPU, then the stages one after another (before/after)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             started = time.perf_counter()
             report = dub_video(clip, speech_like_signal(16000, seconds), 16000, os.path.join(folder, "out.mp4"),
-                               models, DubSettings(batch_size=2 if args.dry_run else 32, overlap=overlap))
+                               models, DubSettings(batch_size=batch, overlap=overlap))
             total = time.perf_counter() - started
             key = "" if overlap else "_without_overlap"
             result.update({"frames": report.frames, f"frames_per_s{key}": report.frames / total,

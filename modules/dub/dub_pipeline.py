@@ -176,8 +176,7 @@ def track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime, overla
 
 def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, features, fps, models, settings,
                runtime):
-    section = crop_plan.section(source_indices)
-    with_face = [k for k, frame in enumerate(section.frames) if frame.found]
+    with_face = [k for k, source in enumerate(source_indices) if crop_plan.frames[source].found]
     faces = crop_plan.section([source_indices[k] for k in with_face])
     region = paste_region(faces, settings.paste_mode)
     if region is None:

@@ -9,6 +9,7 @@ next step; nothing is left running when the caller stops early (an interrupt, a 
 from concurrent.futures import Future, ThreadPoolExecutor
 
 _END = object()
+OVERLAP_CHOICES = {"auto": None, "on": True, "off": False}  # the command line's words for DubSettings.overlap
 
 
 def read_ahead(chunks, enabled: bool = True):

@@ -166,8 +166,10 @@ def cut_crops(frames, info: CropInfo, origin: tuple[int, int] = (0, 0)) -> torch
         x1, y1, x2, y2 = (int(v) for v in (frame_crop.box if frame_crop.found else frame_crop.source_box))
         box = (x1 - origin[0], y1 - origin[1], x2 - origin[0], y2 - origin[1])
         frame = _frame(frames, index)
-        if origin != (0, 0) and (box[2] > frame.shape[1] or box[3] > frame.shape[0]):
-            # A window must hold the box whole: numpy would cut it short without a word.
+        # What of the box lies inside the source frame must lie inside the frames given: numpy would cut a box
+        # short at a region's edge without a word (at the frame's own edge that is how boxes are clipped).
+        if (min(x2, info.frame_width) - origin[0] > frame.shape[1]
+                or min(y2, info.frame_height) - origin[1] > frame.shape[0]):
             raise FrameInputError(f"The crop box {(x1, y1, x2, y2)} runs past the region of the frames given "
                                   f"(from {origin}, {frame.shape[1]}x{frame.shape[0]}); pass whole frames.")
         crops[index] = crop_frame(frame, box)

@@ -56,7 +56,8 @@ def paste_back(
     holding every pixel the paste reads or writes (`paste_region`); the result is the same pixels as pasting
     into whole frames, for a fraction of the work on large frames.
     """
-    origin = (0, 0) if region is None else _check_region(region, crop_info, mode)
+    targets = _paste_targets(crop_info)
+    origin = (0, 0) if region is None else _check_region(region, targets, crop_info, mode)
     frames = _as_frames(frames, crop_info, region)
     crops = _as_crops(generated_crops, crop_info)
     crop_for_frame = _crop_indices(len(crops), crop_info)
@@ -67,7 +68,6 @@ def paste_back(
 
     out = frames.clone()
     out_mask = torch.zeros(out.shape[:3], dtype=torch.float32)
-    targets = _paste_targets(crop_info)
     parsed = {}
     frame_size = (crop_info.frame_height, crop_info.frame_width)
     for position, (index, box, inside) in enumerate(targets):
@@ -103,8 +103,12 @@ def paste_back(
 def paste_region(crop_info: CropInfo, mode: str = "lower_face") -> tuple[int, int, int, int] | None:
     """(x1, y1, x2, y2): the smallest part of the frames that `paste_back` reads or writes for these faces (the
     boxes, and for the parsing modes the 1.5x context the parser sees), inside the frame; None without a face."""
+    return _region_of(_paste_targets(crop_info), crop_info, mode)
+
+
+def _region_of(targets: list, crop_info: CropInfo, mode: str) -> tuple[int, int, int, int] | None:
     parts = []
-    for _, box, inside in _paste_targets(crop_info):
+    for _, box, inside in targets:
         _, _, rows, cols = inside
         parts.append((cols.start, rows.start, cols.stop, rows.stop))
         if mode in PARSING_MODES:
@@ -116,8 +120,8 @@ def paste_region(crop_info: CropInfo, mode: str = "lower_face") -> tuple[int, in
     return min(x1), min(y1), max(x2), max(y2)
 
 
-def _check_region(region, crop_info: CropInfo, mode: str) -> tuple[int, int]:
-    needed = paste_region(crop_info, mode)
+def _check_region(region, targets: list, crop_info: CropInfo, mode: str) -> tuple[int, int]:
+    needed = _region_of(targets, crop_info, mode)
     x1, y1, x2, y2 = (int(v) for v in region)
     if not (0 <= x1 < x2 <= crop_info.frame_width and 0 <= y1 < y2 <= crop_info.frame_height):
         raise FrameInputError(f"The region {tuple(region)} is not inside the {crop_info.frame_width}x"
