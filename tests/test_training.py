@@ -286,7 +286,7 @@ def test_bad_settings_are_refused_with_a_clear_message(bases, vae, people, tmp_p
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(trainer, "generate", out_of_memory)
+    monkeypatch.setattr(trainer, "predict", out_of_memory)
     with pytest.raises(SettingError, match="Out of memory with 2 clips x 1 frames.*Lower the batch size"):
         trainer.train_adapter(data, models, quick(), str(tmp_path / "d"), QUIET)
 
@@ -297,3 +297,25 @@ def test_the_trainer_says_which_losses_are_off(bases, vae, people, tmp_path):
     trainer.train_adapter(data, trainer.TrainModels(bases["v1.0"], vae), quick(steps=1), str(tmp_path),
                           Runtime(log=said.append))
     assert any("off: perceptual, sync, identity (no model given or weight 0)" in line for line in said)
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_gradient_checkpointing_on_trains_exactly_as_off(bases, vae, people, tmp_path, accumulate):
+    """Checkpointing recomputes the UNet's blocks during backward: they must run with the adapter's processors,
+    as the forward did. Same seed, on and off: the same losses and the same trained weights (LoRA and identity
+    branch), with and without gradient accumulation."""
+    data, _ = people
+    models = trainer.TrainModels(bases["v1.0"], vae)
+    runs = {}
+    for mode in ("off", "on"):
+        runs[mode] = trainer.train_adapter(data, models, quick(steps=2, gradient_checkpointing=mode,
+                                                               gradient_accumulation=accumulate),
+                                           str(tmp_path / mode), QUIET)
+    assert not bases["v1.0"].unet.is_gradient_checkpointing  # switched off again after the run
+    losses = {mode: [h["total"] for h in run.history] for mode, run in runs.items()}
+    assert np.allclose(losses["on"], losses["off"], rtol=1e-5, atol=1e-6), losses
+    off, on = runs["off"].adapter.state_dict(), runs["on"].adapter.state_dict()
+    fresh = new_adapter(bases["v1.0"].unet, "v1.0", 4).state_dict()
+    for key in off:
+        assert torch.allclose(on[key], off[key], atol=1e-5), key
+    assert not torch.equal(off["layers.0.to_q_lora.up.weight"], fresh["layers.0.to_q_lora.up.weight"])

@@ -26,7 +26,7 @@ from .losses import lower_half
 from .presets import TrainSettings
 from .samples import SampleDrawer
 from .trainable_adapter import new_adapter, trainable_parameters
-from .training_step import LossModels, TrainingVAE, generate, needs_pixels, step_losses
+from .training_step import LossModels, TrainingVAE, adapted, generate, needs_pixels, predict, step_losses
 
 
 class TrainingStopped(UnAvgLipError):
@@ -179,18 +179,21 @@ def _one_step(unet, models, adapter, drawer, rng, settings, parameters, optimize
     try:
         for _ in range(settings.gradient_accumulation):
             batch = drawer.draw(rng, settings.batch_size)
-            generated = generate(unet, models.vae, adapter, batch, lora_scale, 1.0, device, autocast,
-                                 decode=needs_pixels(models.losses, settings.weights),
-                                 target_latents=bool(settings.weights.l1_latent))
-            losses = step_losses(generated, batch, models.losses, settings.weights)
-            total = losses["total"]
-            if not torch.isfinite(total):
-                kept = f"the last good checkpoint, {last_path}, is kept" if last_path else "no checkpoint was made yet"
-                raise TrainingStopped(
-                    f"The training loss became {float(total.detach())} at step {step + 1} ({_terms_text(losses)}); "
-                    f"stopped, {kept}. Lower the learning rate (now {settings.learning_rate}) or a loss weight, then resume."
-                )
-            (total / settings.gradient_accumulation).backward()
+            with adapted(unet, adapter, lora_scale):  # through the backward: checkpointing recomputes in it
+                generated = predict(unet, models.vae, adapter, batch, device, autocast,
+                                    decode=needs_pixels(models.losses, settings.weights),
+                                    target_latents=bool(settings.weights.l1_latent))
+                losses = step_losses(generated, batch, models.losses, settings.weights)
+                total = losses["total"]
+                if not torch.isfinite(total):
+                    kept = (f"the last good checkpoint, {last_path}, is kept" if last_path
+                            else "no checkpoint was made yet")
+                    raise TrainingStopped(
+                        f"The training loss became {float(total.detach())} at step {step + 1} "
+                        f"({_terms_text(losses)}); stopped, {kept}. Lower the learning rate (now "
+                        f"{settings.learning_rate}) or a loss weight, then resume."
+                    )
+                (total / settings.gradient_accumulation).backward()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / settings.gradient_accumulation
     except torch.OutOfMemoryError:

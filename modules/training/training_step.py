@@ -5,7 +5,7 @@ positional code) followed by the identity tokens, the adapter's processors insta
 that keep the gradient -> decode (with gradient, through the frozen VAE) -> the losses of `losses`.
 """
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -61,11 +61,21 @@ class Generated:
     target_latents: torch.Tensor | None  # VAE(target), when the latent loss is on
 
 
-def generate(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, lora_scale: float,
-             id_scale: float = 1.0, device=torch.device("cpu"), autocast_dtype=None, decode: bool = True,
-             target_latents: bool = False) -> Generated:
-    """The adapted UNet's prediction for a batch, decoded unless `decode` is off."""
-    batch_size, frames = batch.targets.shape[:2]
+@contextmanager
+def adapted(unet, adapter: IdentityAdapter, lora_scale: float, id_scale: float = 1.0):
+    """The adapter's processors on the UNet, with LoRA-merged weights that keep the gradient, for a forward and
+    its backward: gradient checkpointing recomputes the UNet's blocks during backward, and they must see the same
+    processors and weights as the forward did. Merged anew on each entry (a backward frees their graph)."""
+    layers = adapter.bind(unet)
+    weights = {name: merged_weights(unet.get_submodule(name), layer, lora_scale) for name, layer in layers.items()}
+    with installed(unet, layers, id_scale, adapter.num_tokens, weights):
+        yield
+
+
+def predict(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, device=torch.device("cpu"),
+            autocast_dtype=None, decode: bool = True, target_latents: bool = False) -> Generated:
+    """The UNet's prediction for a batch, decoded unless `decode` is off; inside `adapted`."""
+    frames = batch.targets.shape[1]
     targets = batch.targets.flatten(0, 1).to(device)
     masked = vae.encode(lower_half_blanked(targets))
     reference = vae.encode(batch.references.flatten(0, 1).to(device))
@@ -75,14 +85,21 @@ def generate(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, lor
     identity = adapter.perceiver(batch.embeddings.to(device))  # [B, tokens, width]
     identity = identity.repeat_interleave(frames, dim=0).to(audio.dtype)
     conditioning = torch.cat([audio, identity], dim=1)
-    layers = adapter.bind(unet)
-    weights = {name: merged_weights(unet.get_submodule(name), layer, lora_scale) for name, layer in layers.items()}
     context = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
-    with installed(unet, layers, id_scale, adapter.num_tokens, weights), context:
+    with context:
         timestep = torch.zeros(1, device=device, dtype=torch.long)
         predicted = unet(latents.to(parameter.dtype), timestep, encoder_hidden_states=conditioning).sample.float()
         decoded = vae.decode(predicted).float() if decode else None
     return Generated(predicted, decoded, targets.permute(0, 3, 1, 2), vae.encode(targets) if target_latents else None)
+
+
+def generate(unet, vae: TrainingVAE, adapter: IdentityAdapter, batch: Batch, lora_scale: float,
+             id_scale: float = 1.0, device=torch.device("cpu"), autocast_dtype=None, decode: bool = True,
+             target_latents: bool = False) -> Generated:
+    """`predict` with the adapter installed for the forward only: for evaluation, or a backward without
+    gradient checkpointing."""
+    with adapted(unet, adapter, lora_scale, id_scale):
+        return predict(unet, vae, adapter, batch, device, autocast_dtype, decode, target_latents)
 
 
 def needs_pixels(models: "LossModels", weights: LossWeights) -> bool:
