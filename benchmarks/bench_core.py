@@ -44,7 +44,9 @@ from modules.musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec  # noqa
 from modules.precision import DTYPES  # noqa: E402
 from modules.runtime import Runtime  # noqa: E402
 
-STAGES = ("vae_encode_x2", "unet_step", "vae_decode", "core", "whisper")
+STAGES = ("vae_encode_x2", "unet_step", "vae_decode", "core", "whisper", "vae_encode_joint", "vae_decode_rows")
+EXPERIMENTS = ("vae_encode_joint", "vae_decode_rows")  # measured on request only (--stages)
+DECODE_ROWS_HALO = 4  # latent rows above the lower half that vae_decode_rows decodes too
 COMPONENTS = ("vae_encode_x2", "unet_step", "vae_decode")
 CROP = 256
 LATENT = CROP // 8
@@ -52,7 +54,8 @@ AUDIO_TOKENS, AUDIO_WIDTH = 50, 384
 VIDEO_FPS = 25.0
 
 # DESIGN.md section 6: estimated GFLOP per frame at 256x256.
-GFLOP_PER_FRAME = {"vae_encode_x2": 2 * 271.0, "unet_step": 170.0, "vae_decode": 620.0, "core": 1331.0}
+GFLOP_PER_FRAME = {"vae_encode_x2": 2 * 271.0, "unet_step": 170.0, "vae_decode": 620.0, "core": 1331.0,
+                   "vae_encode_joint": 2 * 271.0, "vae_decode_rows": 620.0 * (LATENT // 2 + DECODE_ROWS_HALO) / LATENT}
 
 # sd-vae-ft-mse (stabilityai/sd-vae-ft-mse config.json); diffusers' AutoencoderKL defaults for the rest.
 SD_VAE_CONFIG = {
@@ -181,6 +184,12 @@ def stage_functions(unet, codec, batch: int, frames: int, device: torch.device, 
         reference = codec.encode(crops_device)
         return masked, reference
 
+    def encode_joint():  # the same two encodes as one call of 2B crops
+        return codec.encode(torch.cat([lower_half_blanked(crops_device), crops_device])).chunk(2)
+
+    def decode_rows():  # only the latent rows paste-back uses (the lower half) and a halo above them
+        return codec.decode(latents4[:, :, LATENT // 2 - DECODE_ROWS_HALO:])
+
     def core():
         return generate_mouths(
             unet,
@@ -196,7 +205,19 @@ def stage_functions(unet, codec, batch: int, frames: int, device: torch.device, 
         "unet_step": (lambda: predict_latents(unet, latents8, tokens), batch),
         "vae_decode": (lambda: codec.decode(latents4), batch),
         "core": (core, frames),
+        "vae_encode_joint": (encode_joint, batch),
+        "vae_decode_rows": (decode_rows, batch),
     }
+
+
+def decode_rows_difference(codec, device: torch.device) -> float:
+    """Mean |difference| in 0..255 levels, over the lower half of the crop, between decoding only the lower latent
+    rows (+ halo) and decoding the whole latent: the decoder's attention and convolutions see less context."""
+    latents = torch.randn(4, 4, LATENT, LATENT, generator=torch.Generator().manual_seed(5)).to(device)
+    with torch.inference_mode():
+        whole = codec.decode(latents)[:, CROP // 2:]
+        rows = codec.decode(latents[:, :, LATENT // 2 - DECODE_ROWS_HALO:])[:, DECODE_ROWS_HALO * 8:]
+    return float((whole - rows).abs().mean() * 255)
 
 
 def whisper_function(whisper, audio_seconds: float):
@@ -237,13 +258,17 @@ def run_device(device: torch.device, args, rows: list, notes: list) -> None:
             f"in {time.perf_counter() - start:.1f} s",
             flush=True,
         )
+        if "vae_decode_rows" in args.stages:
+            notes.append(f"{dtype_name}: decoding only the lower latent rows (+{DECODE_ROWS_HALO} rows of halo) moves "
+                         f"the lower half by {decode_rows_difference(codec, device):.2f} uint8 levels on average "
+                         "(random weights)")
         if args.channels_last:  # convolutions in NHWC (cuDNN's fast layout for half precision); inputs follow
             unet.to(memory_format=torch.channels_last)
             codec.vae.to(memory_format=torch.channels_last)
         fell_back: list = []  # compile_with_fallback's messages: a row timed uncompiled must say so
         compile_for_inference(unet, codec, args.compile, log=fell_back.append)  # the warm-up pays for compiling
         base = {"device": device.type, "device_name": device_name(device), "dtype": dtype_name,
-                "compile": args.compile, "channels_last": args.channels_last}
+                "compile": args.compile, "channels_last": args.channels_last, "cudnn_benchmark": args.cudnn_benchmark}
         for batch in batches:
             frames = max(args.frames or batch, 1)
             log: list = []
@@ -351,12 +376,16 @@ def parse_args(argv=None):
                         help="frames per timed core run, processed in batches of --batch (default: one batch)")
     parser.add_argument("--audio-seconds", type=float, default=30.0,
                         help="audio length for the Whisper stage (default 30 = one encoder window)")
-    parser.add_argument("--stages", type=lambda s: parse_list(s, str), default=list(STAGES),
-                        help=f"comma list of stages (default: all of {','.join(STAGES)})")
+    parser.add_argument("--stages", type=lambda s: parse_list(s, str),
+                        default=[stage for stage in STAGES if stage not in EXPERIMENTS],
+                        help=f"comma list of stages of {','.join(STAGES)} (default: all but {','.join(EXPERIMENTS)})")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
     parser.add_argument("--channels-last", action="store_true",
                         help="UNet and VAE weights in channels_last memory format (an experiment for CUDA)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="torch.backends.cudnn.benchmark on (this process only: cuDNN tries its algorithms once "
+                             "per shape; the pack's nodes never set it, it is process-wide)")
     parser.add_argument("--compile", default="off", choices=COMPILE_MODES,
                         help="torch.compile the UNet and the VAE's encoder and decoder (give --warmup 1 or more)")
     args = parser.parse_args(argv)
@@ -377,6 +406,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     devices = []
     if args.device in ("cpu", "all"):
         devices.append(torch.device("cpu"))

@@ -4,6 +4,11 @@ ComfyUI's `VAE.encode` returns the unscaled posterior mode and hands the network
 CPU takes another convolution path than MuseTalk's contiguous input (latents then differ by ~7e-5). So we call the
 autoencoder inside ComfyUI's VAE directly with contiguous input, after loading it the ComfyUI way, and apply
 MuseTalk's 0.18215 ourselves.
+
+The VAE is loaded once per codec, i.e. once per node run, not per batch: ComfyUI's `load_models_gpu` synchronises
+the GPU and empties torch's CUDA cache on every call (cleanup_models_gc -> soft_empty_cache), so three calls a
+batch (two encodes, a decode) threw away the cached activations and stalled the GPU each time. Nothing else loads
+a model while one of our nodes runs, so the VAE stays where the first call put it.
 """
 
 import comfy.model_management as model_management
@@ -28,9 +33,12 @@ class ComfyVAECodec:
                 f"{getattr(vae, 'latent_channels', '?')} latent channels."
             )
         self.vae = vae
+        self._loaded = False
 
     def _load(self) -> None:
-        model_management.load_models_gpu([self.vae.patcher])
+        if not self._loaded:
+            model_management.load_models_gpu([self.vae.patcher])
+            self._loaded = True
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         self._load()
