@@ -74,7 +74,8 @@ def one_setting(args) -> dict:
             weights = LossWeights()
         settings = TrainSettings(steps=args.warmup + args.steps, batch_size=batch, frames=frames,
                                  rank=128 if full else 4, checkpoint_every=10**6, validate_every=10**6,
-                                 gradient_checkpointing=args.checkpointing, weights=weights)
+                                 gradient_checkpointing=args.checkpointing, weights=weights,
+                                 mixed_precision=args.precision)
         times = []
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -91,7 +92,7 @@ def one_setting(args) -> dict:
         timed_steps = np.diff([started] + times)[args.warmup:]
     seconds = float(np.median(timed_steps))
     result = {"size": args.size, "device": str(device), "batch": args.batch, "losses": args.losses,
-              "checkpointing": args.checkpointing, "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
+              "checkpointing": args.checkpointing, "precision": args.precision, "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
               "frames_per_s": batch * frames / seconds,
               "peak_ram_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
@@ -116,6 +117,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--checkpointing", default="off", help="off, on, or both as off,on")
     parser.add_argument("--losses", default="all", help="l1, all, or both as l1,all")
+    parser.add_argument("--precision", default="auto", help="mixed precision: auto, bf16, off, or several: off,bf16")
     parser.add_argument("--json")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a single setting, in this process
     args = parser.parse_args()
@@ -123,24 +125,26 @@ def main() -> int:
         print(json.dumps(one_setting(args)))
         return 0
     rows = []
-    print("| size | device | clips x frames | losses | checkpointing | s/step | steps/s | frames/s | peak RAM MB | "
-          "peak VRAM MB |\n|---|---|---|---|---|---:|---:|---:|---:|---:|", flush=True)
-    for batch in args.batch.split(","):
-        for losses in args.losses.split(","):
-            for checkpointing in args.checkpointing.split(","):
-                command = [sys.executable, __file__, "--one", "--size", args.size, "--device", args.device, "--batch",
-                           batch, "--steps", str(args.steps), "--warmup", str(args.warmup), "--checkpointing",
-                           checkpointing, "--losses", losses]
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode:
-                    print(f"| {args.size} | {args.device} | {batch} | {losses} | {checkpointing} | failed: "
-                          f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode} |")
-                    continue
-                row = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append(row)
-                print(f"| {row['size']} | {row['device']} | {row['batch']} | {row['losses']} | {row['checkpointing']} "
-                      f"| {row['seconds_per_step']:.2f} | {row['steps_per_s']:.2f} | {row['frames_per_s']:.1f} | "
-                      f"{row['peak_ram_mb']:.0f} | {row.get('peak_vram_mb', float('nan')):.0f} |", flush=True)
+    print("| size | device | clips x frames | losses | checkpointing | precision | s/step | steps/s | frames/s | "
+          "peak RAM MB | peak VRAM MB |\n|---|---|---|---|---|---|---:|---:|---:|---:|---:|", flush=True)
+    settings = [(batch, losses, checkpointing, precision) for batch in args.batch.split(",")
+                for losses in args.losses.split(",") for checkpointing in args.checkpointing.split(",")
+                for precision in args.precision.split(",")]
+    for batch, losses, checkpointing, precision in settings:
+        command = [sys.executable, __file__, "--one", "--size", args.size, "--device", args.device, "--batch",
+                   batch, "--steps", str(args.steps), "--warmup", str(args.warmup), "--checkpointing",
+                   checkpointing, "--losses", losses, "--precision", precision]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            print(f"| {args.size} | {args.device} | {batch} | {losses} | {checkpointing} | {precision} | failed: "
+                  f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode} |",
+                  flush=True)
+            continue
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"| {row['size']} | {row['device']} | {row['batch']} | {row['losses']} | {row['checkpointing']} "
+              f"| {row['precision']} | {row['seconds_per_step']:.2f} | {row['steps_per_s']:.2f} | {row['frames_per_s']:.1f} | "
+              f"{row['peak_ram_mb']:.0f} | {row.get('peak_vram_mb', float('nan')):.0f} |", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"torch": torch.__version__, "rows": rows}, handle, indent=1)

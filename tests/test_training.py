@@ -319,3 +319,16 @@ def test_gradient_checkpointing_on_trains_exactly_as_off(bases, vae, people, tmp
     for key in off:
         assert torch.allclose(on[key], off[key], atol=1e-5), key
     assert not torch.equal(off["layers.0.to_q_lora.up.weight"], fresh["layers.0.to_q_lora.up.weight"])
+
+
+def test_mixed_precision_bf16_runs_the_unet_in_bf16_and_off_in_fp32(bases, vae, people, tmp_path):
+    """mixed_precision: auto (bf16 with CUDA, so fp32 here), bf16 (autocast, also on the CPU), off (fp32)."""
+    data, _ = people
+    models = trainer.TrainModels(bases["v1.0"], vae)
+    runs = {mode: trainer.train_adapter(data, models, quick(steps=1, mixed_precision=mode), str(tmp_path / mode),
+                                        QUIET) for mode in ("auto", "bf16", "off")}
+    first = {mode: run.history[0]["total"] for mode, run in runs.items()}
+    assert first["auto"] == first["off"]  # no CUDA here: auto is fp32
+    assert first["bf16"] != first["off"] and abs(first["bf16"] - first["off"]) < 0.05 * first["off"], first
+    with pytest.raises(SettingError, match="mixed precision must be auto"):
+        trainer.train_adapter(data, models, quick(mixed_precision="fp8"), str(tmp_path / "bad"), QUIET)

@@ -45,6 +45,8 @@ def add_training_commands(commands) -> dict:
     train.add_argument("--validate-every", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--gradient-checkpointing", choices=["auto", "on", "off"])
+    train.add_argument("--mixed-precision", choices=["auto", "bf16", "off"],
+                       help="the UNet's forward in bf16 autocast (auto: with CUDA) or off (fp32)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     for name, value in LossWeights().as_dict().items():
         train.add_argument(f"--w-{name.replace('_', '-')}", type=float, dest=f"w_{name}",
@@ -119,7 +121,8 @@ def run_train_adapter(args) -> int:
                              for name, value in LossWeights().as_dict().items()})
     changes = {key: getattr(args, key) for key in ("steps", "learning_rate", "warmup_steps", "batch_size", "rank",
                                                     "gradient_accumulation", "n_cond", "checkpoint_every",
-                                                    "validate_every", "seed", "gradient_checkpointing")}
+                                                    "validate_every", "seed", "gradient_checkpointing",
+                                                    "mixed_precision")}
     settings = preset(args.preset, weights=weights, train_lora=False if args.no_lora else None, **changes)
     device = _device(args.cpu)
     base = load_lipsync_unet(found[unet_key], version=args.base)

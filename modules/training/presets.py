@@ -31,6 +31,7 @@ class TrainSettings:
     validation_batches: int = 2
     seed: int = 0
     gradient_checkpointing: str = "auto"  # auto: on with CUDA, off on the CPU
+    mixed_precision: str = "auto"  # the UNet's forward in bf16 autocast: auto = with CUDA; bf16; off = fp32
     prefix: str = "unavglip_adapter"
 
     def as_dict(self) -> dict:
@@ -45,6 +46,8 @@ class TrainSettings:
             raise SettingError(f"learning rate must be above 0; got {self.learning_rate}.")
         if self.gradient_checkpointing not in ("auto", "on", "off"):
             raise SettingError("gradient checkpointing must be auto, on or off.")
+        if self.mixed_precision not in ("auto", "bf16", "off"):
+            raise SettingError("mixed precision must be auto (bf16 with CUDA), bf16 or off (fp32).")
         if any(value < 0 for value in self.weights.as_dict().values()):
             raise SettingError("loss weights must be 0 (off) or more.")
 
