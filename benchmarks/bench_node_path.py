@@ -4,7 +4,7 @@
                                          [--front-end-root DIR] [--workdir DIR] [--json PATH]
 
 Starts ComfyUI (this Python; without --cpu when CUDA is there) with the pack and random-weight model files in the
-published formats (full size; --tiny: the test models, for a dry run on a CPU), then queues the shipped
+published formats (full size; --tiny: the test UNet and Whisper, for a dry run on a CPU), then queues the shipped
 `unavglip_lipsync_face_crops` workflow on --frames face crops and their speech, converted as the frontend does:
   1. once at the first batch size + 1: loading included (the "first queue");
   2. for each batch size: the sampler reruns (its input changed), loaders and Load Video cached;
@@ -49,7 +49,8 @@ def write_models(models: str, tiny: bool, device: torch.device) -> None:
         del unet
     write_openai_whisper(os.path.join(models, "audio_encoders", "tiny.pt"), full_size=not tiny)
     os.makedirs(os.path.join(models, "vae"), exist_ok=True)
-    state = {k: v.contiguous() for k, v in random_vae(0, full_size=not tiny).state_dict().items()}
+    # full size even with --tiny: ComfyUI's VAE Loader builds the sd-vae-ft-mse architecture, whatever the file
+    state = {k: v.contiguous() for k, v in random_vae(0, full_size=True).state_dict().items()}
     save_file(state, os.path.join(models, "vae", "vae-ft-mse-840000-ema-pruned.safetensors"))
 
 

@@ -1,18 +1,18 @@
-"""The one prepared GPU check (issue: the GPU path, proven and fast). Runs on the GPU machine in one call:
+"""The one prepared GPU check. Each step runs in its own child process under its own time bound, and prints as it
+goes, so a slow or failing step still leaves its figures and the rest run. On the GPU machine:
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu/device_check.py --out $OUT
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu/device_check.py --out $OUT --steps PART_A   (then PART_B)
 
-and here, first, as a dry run on the CPU with tiny sizes (same code path, minutes, proves nothing about CUDA):
+and here, first, as a dry run on the CPU with tiny sizes (same code path; proves nothing about CUDA):
 
     python benchmarks/gpu/device_check.py --dry-run --out /tmp/device_dry_run
 
-Steps (each timed; a failing step is recorded and the next one runs): (a) the CUDA tests, (b) fp16 / bf16 against
-fp32 on the device for the full-size random UNet, VAE encode / decode and the adapter (relative error, NaN count),
-(c) bench_core at batch 1, 8, 16, 32, 64 in fp16 and bf16, (d) a whole dub of a 30 s 1080p clip at full size
-(frames/s with and without overlap, peak VRAM, peak RAM), (e) the adapter's cost, (f) the core with channels_last
-weights, (g) the core with torch.compile. A short table is printed last; every figure is written to
-OUT/device_check.json and each step's output to OUT/<step>.log.
+Steps: the CUDA tests; `train-adapter` with its defaults on CUDA; full-size training with checkpointing on and off,
+in fp32 and bf16 autocast; the sampler through a real ComfyUI server beside `core`; a whole 1080p dub (10 s,
+then 30 s) with its stage table; fp16/bf16 against fp32; bench_core with the experiments (one encode call,
+decoding the lower rows); cuDNN benchmark mode and channels_last; the video encoders; torch.compile. Every figure
+goes to OUT/device_check.json (rewritten after each step) and each step's output to OUT/<step>.log.
 """
 
 import argparse
@@ -31,26 +31,24 @@ sys.path[:0] = [ROOT, os.path.dirname(HERE)]
 import torch  # noqa: E402
 
 
-def run_step(name: str, results: dict, out: str, function) -> None:
-    started = time.perf_counter()
-    try:
-        results[name] = {"ok": True, **function()}
-    except Exception as error:  # recorded, not fatal: the remaining steps still use the device minutes
-        results[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"}
-    results[name]["seconds"] = round(time.perf_counter() - started, 1)
-    print(f"[{name}] {json.dumps(results[name])[:400]}", flush=True)
-    with open(os.path.join(out, "device_check.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
-
-
 def subprocess_step(command: list, log_path: str, env: dict | None = None, timeout: int = 600) -> dict:
+    """Run a command, printing its output as it comes and keeping it in `log_path`; -> its last lines."""
+    lines = []
     with open(log_path, "w", encoding="utf-8") as log:
-        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                              env={**os.environ, **(env or {})})
-    tail = open(log_path, encoding="utf-8").read().strip().splitlines()[-3:]
-    if done.returncode:
-        raise RuntimeError(f"exit {done.returncode}: {' | '.join(tail)}")
-    return {"tail": tail}
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        deadline = time.time() + timeout
+        for line in process.stdout:
+            print("    " + line.rstrip(), flush=True)
+            log.write(line)
+            lines.append(line.rstrip())
+            if time.time() > deadline:
+                process.kill()
+                break
+        code = process.wait()
+    if code:
+        raise RuntimeError(f"exit {code}: {' | '.join(lines[-3:])}")
+    return {"tail": lines[-3:]}
 
 
 def models_for(args, device, dtype):
@@ -69,7 +67,7 @@ def models_for(args, device, dtype):
 def cuda_tests(args) -> dict:
     env = {"UNAVGLIP_CUDA_TESTS_ON_CPU": "1"} if args.dry_run else {}
     selection = ["-k", "training"] if args.dry_run else []  # the dry run: one body, to catch a broken import
-    return subprocess_step([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+    return subprocess_step([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-rs",
                             "tests/test_cuda.py", *selection], os.path.join(args.out, "cuda_tests.log"), env)
 
 
@@ -125,8 +123,8 @@ def bench_core(args) -> dict:
         options = ["--device", "cpu", "--dtypes", "fp32", "--batch", "1", "--repeats", "1", "--warmup", "0",
                    "--stages", "unet_step"]
     else:
-        options = ["--device", "cuda", "--dtypes", "fp16,bf16", "--batch", "1,8,16,32,64", "--repeats", "10",
-                   "--warmup", "3", "--stages", "vae_encode_x2,unet_step,vae_decode,core"]
+        options = ["--device", "cuda", "--dtypes", "fp16", "--batch", "16,32,64", "--repeats", "5", "--warmup", "2",
+                   "--stages", "vae_encode_x2,vae_encode_joint,unet_step,vae_decode,vae_decode_rows,core"]
     subprocess_step([sys.executable, "benchmarks/bench_core.py", *options, "--json", json_path],
                     os.path.join(args.out, "bench_core.log"))
     with open(json_path, encoding="utf-8") as handle:
@@ -136,7 +134,8 @@ def bench_core(args) -> dict:
 
 
 def whole_dub(args) -> dict:
-    """`dub_video` of a drawn clip with speech at full size (the demo's face tracker stands in for insightface)."""
+    """`dub_video` of a drawn clip with speech at full size (the demo's face tracker stands in for insightface):
+    10 s first, then 30 s, each with overlap (the GPU default) and without; every stage's seconds printed."""
     import numpy as np
 
     from modules.audio.whisper_encoder import load_whisper_encoder
@@ -147,8 +146,9 @@ def whole_dub(args) -> dict:
     from modules.video.video_io import Mp4Writer
 
     device = torch.device(args.device)
-    seconds, (width, height) = (1.0, (320, 240)) if args.dry_run else (30.0, (1920, 1080))
+    lengths, (width, height) = ((1.0, 2.0), (320, 240)) if args.dry_run else ((10.0, 30.0), (1920, 1080))
     dtype = torch.float32 if args.dry_run else torch.float16
+
     def write_clip(path: str, frames: int) -> str:  # the demo's drawn face, a second at a time
         with Mp4Writer(path, width, height, 25, log=lambda m: None) as writer:
             for start in range(0, frames, 25):
@@ -156,30 +156,116 @@ def whole_dub(args) -> dict:
         return path
 
     batch = 2 if args.dry_run else 32
+    result = {"size": f"{width}x{height}", "runs": []}
     with tempfile.TemporaryDirectory() as folder:
-        clip = write_clip(os.path.join(folder, "in.mp4"), round(seconds * 25))
+        started = time.perf_counter()
         unet, codec, _ = models_for(args, device, dtype)
         encoder = load_whisper_encoder(write_openai_whisper(os.path.join(folder, "tiny.pt"),
                                                             full_size=not args.dry_run))
         models = DubModels(LipSyncUNet(unet, "v1.0", "random"), codec, encoder.to(device), DrawnFaceTracker())
+        print(f"models built in {time.perf_counter() - started:.1f} s", flush=True)
         warm_up = write_clip(os.path.join(folder, "warm_up.mp4"), 40)  # cuDNN, the allocator, the first calls
         dub_video(warm_up, speech_like_signal(16000, 1.6), 16000, os.path.join(folder, "warm_up_out.mp4"), models,
                   DubSettings(batch_size=batch))
-        result = {"size": f"{width}x{height}"}
-        for overlap in (True, False):  # the default on a GPU, then the stages one after another (before/after)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
+        for seconds in lengths:
             started = time.perf_counter()
-            report = dub_video(clip, speech_like_signal(16000, seconds), 16000, os.path.join(folder, "out.mp4"),
-                               models, DubSettings(batch_size=batch, overlap=overlap))
-            total = time.perf_counter() - started
-            key = "" if overlap else "_without_overlap"
-            result.update({"frames": report.frames, f"frames_per_s{key}": report.frames / total,
-                           f"stages_s{key}": {k: round(v, 2) for k, v in report.seconds.items()}})
-            if device.type == "cuda" and overlap:
-                result["peak_vram_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            clip = write_clip(os.path.join(folder, f"in_{seconds:g}.mp4"), round(seconds * 25))
+            written = time.perf_counter() - started
+            print(f"{seconds:g} s clip written in {written:.1f} s", flush=True)
+            for overlap in (True, False):  # the default on a GPU, then the stages one after another
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                started = time.perf_counter()
+                report = dub_video(clip, speech_like_signal(16000, seconds), 16000, os.path.join(folder, "out.mp4"),
+                                   models, DubSettings(batch_size=batch, overlap=overlap))
+                total = time.perf_counter() - started
+                run = {"seconds_of_video": seconds, "overlap": overlap, "frames": report.frames,
+                       "frames_per_s": report.frames / total, "clip_written_s": round(written, 2),
+                       "stages_s": {k: round(v, 2) for k, v in report.seconds.items()},
+                       "peak_vram_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0}
+                result["runs"].append(run)
+                print(json.dumps(run), flush=True)
     result["peak_ram_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+def encoders(args) -> dict:
+    """Encoding 1080p RGB frames to H.264: libx264 as the pack writes (crf 18, preset medium), libx264 veryfast,
+    and NVIDIA's hardware encoder where PyAV and the driver offer it."""
+    import av
+    import numpy as np
+
+    from modules.demo.demo_media import face_frame
+
+    width, height, count = (320, 240, 20) if args.dry_run else (1920, 1080, 100)
+    frames = [face_frame(i, width, height) for i in range(count)]
+    figures = {}
+    for name, codec, options in (("libx264 medium crf 18", "libx264", {"crf": "18"}),
+                                 ("libx264 veryfast crf 18", "libx264", {"crf": "18", "preset": "veryfast"}),
+                                 ("h264_nvenc", "h264_nvenc", {"preset": "p4", "cq": "18"})):
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                started = time.perf_counter()
+                with av.open(os.path.join(folder, "out.mp4"), "w") as container:
+                    stream = container.add_stream(codec, rate=25, options=options)
+                    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                    for rgb in frames:
+                        container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+                    container.mux(stream.encode(None))
+                figures[name] = {"frames_per_s": count / (time.perf_counter() - started)}
+            except Exception as error:  # e.g. no NVENC in this driver: say so and go on
+                figures[name] = {"error": f"{type(error).__name__}: {error}"[:200]}
+        print(name, figures[name], flush=True)
+    return {"figures": figures}
+
+
+def train_cli(args) -> dict:
+    """`unavglip train-adapter` with its defaults (gradient checkpointing and mixed precision auto) on tiny models
+    and data, on the device: the command a user runs, end to end."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from modules.demo.random_models import random_vae
+    from training_fixtures import write_people, write_tiny_bases
+
+    with tempfile.TemporaryDirectory() as folder:
+        models = os.path.join(folder, "models")
+        bases = write_tiny_bases(os.path.join(folder, "bases"))
+        os.makedirs(os.path.join(models, "lipsync"))
+        os.replace(os.path.dirname(bases["v1.0"]), os.path.join(models, "lipsync", "musetalk"))
+        random_vae(0).save_pretrained(os.path.join(models, "vae", "sd-vae-ft-mse"))
+        write_people(os.path.join(folder, "data"))
+        command = [sys.executable, "-m", "modules.cli", "train-adapter", "--data", os.path.join(folder, "data"),
+                   "--models-dir", models, "--base", "v1.0", "--out", os.path.join(folder, "out"), "--steps", "3",
+                   "--checkpoint-every", "3", "--validate-every", "3", "--rank", "4"]
+        if args.dry_run:
+            command.append("--cpu")
+        result = subprocess_step(command, os.path.join(args.out, "train_cli.log"))
+        result["files"] = sorted(os.listdir(os.path.join(folder, "out")))
+        return result
+
+
+def training(args) -> dict:
+    """Full-size training steps (2 clips x 5 frames, pixel losses): checkpointing off/on x fp32/bf16 autocast."""
+    options = (["--size", "tiny", "--device", "cpu", "--batch", "1x5", "--steps", "1", "--warmup", "0"]
+               if args.dry_run else ["--size", "full", "--device", "cuda", "--batch", "2x5", "--steps", "3",
+                                     "--warmup", "1"])
+    return subprocess_step([sys.executable, "benchmarks/bench_train.py", *options, "--checkpointing", "off,on",
+                            "--precision", "off,bf16", "--losses", "l1", "--json",
+                            os.path.join(args.out, "training.json")], os.path.join(args.out, "training.log"))
+
+
+def node_path(args) -> dict:
+    """The sampler through a real ComfyUI (no --cpu) on 500 crops, beside core (benchmarks/bench_node_path.py)."""
+    comfyui = os.environ.get("COMFYUI_PATH") or os.path.join(ROOT, ".comfy_device", "ComfyUI")
+    options = (["--tiny", "--frames", "4", "--batch", "2"] if args.dry_run else ["--frames", "500", "--batch",
+                                                                                   "16,32"])
+    front = os.path.join(ROOT, ".comfy_device", "frontend")
+    if os.path.isdir(front):
+        options += ["--front-end-root", front]
+    json_path = os.path.join(args.out, "node_path.json")
+    subprocess_step([sys.executable, "benchmarks/bench_node_path.py", "--comfyui", comfyui, *options,
+                     "--json", json_path], os.path.join(args.out, "node_path.log"))
+    with open(json_path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def adapter_cost(args) -> dict:
@@ -190,23 +276,27 @@ def adapter_cost(args) -> dict:
 
 
 def core_variant(args, name: str, extra: list) -> dict:
-    """bench_core's core at fp16 batch 32 with `extra` options, to set beside the plain bench_core row."""
+    """bench_core's core at fp16 batch 32 and 64 with `extra` options, to set beside the plain bench_core rows."""
     json_path = os.path.join(args.out, f"{name}.json")
     if args.dry_run:
         options = ["--device", "cpu", "--dtypes", "fp32", "--batch", "1", "--stages", "unet_step"]
     else:
-        options = ["--device", "cuda", "--dtypes", "fp16", "--batch", "32", "--stages", "core"]
-    subprocess_step([sys.executable, "benchmarks/bench_core.py", *options, "--repeats", "1" if args.dry_run else "10",
+        options = ["--device", "cuda", "--dtypes", "fp16", "--batch", "32,64", "--stages", "core"]
+    subprocess_step([sys.executable, "benchmarks/bench_core.py", *options, "--repeats", "1" if args.dry_run else "5",
                      "--warmup", "1" if args.dry_run else "2", *extra, "--json", json_path],
                     os.path.join(args.out, f"{name}.log"))
     with open(json_path, encoding="utf-8") as handle:
         rows = json.load(handle)["results"]
-    keys = ("dtype", "batch", "stage", "compile", "channels_last", "frames_per_s", "ms_per_frame")
+    keys = ("dtype", "batch", "stage", "compile", "channels_last", "cudnn_benchmark", "frames_per_s", "ms_per_frame")
     return {"rows": [{k: row.get(k) for k in keys} for row in rows]}
 
 
+def cudnn_benchmark(args) -> dict:
+    return core_variant(args, "cudnn_benchmark", ["--cudnn-benchmark"])
+
+
 def channels_last(args) -> dict:
-    return core_variant(args, "channels_last", ["--channels-last"])
+    return core_variant(args, "channels_last", ["--channels-last", "--cudnn-benchmark"])
 
 
 def compiled(args) -> dict:
@@ -214,8 +304,13 @@ def compiled(args) -> dict:
     return core_variant(args, "compiled", ["--compile", "default"])
 
 
-STEPS = {"cuda_tests": cuda_tests, "precision": precision, "bench_core": bench_core, "whole_dub": whole_dub,
-         "adapter_cost": adapter_cost, "channels_last": channels_last, "compiled": compiled}
+# name -> (function, seconds it may take on the GPU). PART_A and PART_B are the two device calls.
+STEPS = {"cuda_tests": (cuda_tests, 75), "node_path": (node_path, 170), "train_cli": (train_cli, 45),
+         "training": (training, 110), "whole_dub": (whole_dub, 90), "bench_core": (bench_core, 80),
+         "cudnn_benchmark": (cudnn_benchmark, 40), "channels_last": (channels_last, 40), "encoders": (encoders, 25),
+         "precision": (precision, 45), "adapter_cost": (adapter_cost, 40), "compiled": (compiled, 120)}
+PART_A = "cuda_tests,node_path,train_cli,training,whole_dub"
+PART_B = "bench_core,cudnn_benchmark,channels_last,encoders,compiled"
 
 
 def summary(results: dict) -> str:
@@ -246,20 +341,65 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+def run_child(name: str, args) -> None:
+    """One step, in this (child) process: its figures to OUT/<name>.json."""
+    started = time.perf_counter()
+    try:
+        result = {"ok": True, **STEPS[name][0](args)}
+    except Exception as error:  # recorded; the parent goes on with the next step
+        result = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    with open(os.path.join(args.out, f"{name}.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+
+
+def run_step(name: str, args, results: dict) -> None:
+    """The step in a child process under its time bound (a dry run on the CPU gets ten times as long)."""
+    bound = STEPS[name][1] * (10 if args.dry_run else 1)
+    print(f"[{name}] started (bound {bound} s)", flush=True)
+    command = [sys.executable, os.path.abspath(__file__), "--child", name, "--out", args.out]
+    command += ["--dry-run"] if args.dry_run else []
+    started = time.perf_counter()
+    piece = os.path.join(args.out, f"{name}.json")
+    if os.path.exists(piece):
+        os.remove(piece)
+    try:
+        subprocess.run(command, cwd=ROOT, timeout=bound, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with open(piece, encoding="utf-8") as handle:
+            results[name] = json.load(handle)
+    except subprocess.TimeoutExpired:
+        results[name] = {"ok": False, "error": f"stopped at its bound of {bound} s"}
+    except OSError:
+        results[name] = {"ok": False, "error": "the step died without a result (see its output above)"}
+    results[name].setdefault("seconds", round(time.perf_counter() - started, 1))
+    print(f"[{name}] {json.dumps(results[name])[:600]}", flush=True)
+    with open(os.path.join(args.out, "device_check.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=os.environ.get("OUT", "device_check_output"))
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: checks the script, not the GPU")
-    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--steps", default=f"{PART_A},{PART_B}",
+                        help=f"comma list of {','.join(STEPS)}; PART_A and PART_B name the two halves")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # run this one step in this process
     args = parser.parse_args()
     args.device = "cpu" if args.dry_run else "cuda"
+    os.makedirs(args.out, exist_ok=True)
+    if args.child:
+        run_child(args.child, args)
+        return 0
     if not args.dry_run and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --dry-run on a CPU machine")
-    os.makedirs(args.out, exist_ok=True)
+    steps = args.steps.replace("PART_A", PART_A).replace("PART_B", PART_B).split(",")
+    unknown = [name for name in steps if name not in STEPS]
+    if unknown:
+        raise SystemExit(f"unknown steps {unknown}; use {', '.join(STEPS)}")
     results = {"torch": torch.__version__,
                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.dry_run else "cpu"}
-    for name in args.steps.split(","):
-        run_step(name, results, args.out, lambda: STEPS[name](args))
+    for name in steps:
+        run_step(name, args, results)
     print(summary({k: v for k, v in results.items() if isinstance(v, dict)}))
     return 0
 

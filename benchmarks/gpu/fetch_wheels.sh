@@ -14,7 +14,11 @@ for tag in manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux
 # The versions the tests here ran with (the device's image already has lazy-loader, msgpack, numba, llvmlite).
 WHEELS=(diffusers==0.42.1 av==18.1.0 librosa==0.11.0 soundfile==0.14.0 soxr==1.1.0 audioread==3.1.0
         pooch==1.9.0 platformdirs==4.14.9 decorator==5.3.1 cffi==2.1.1 pycparser==3.12 pytorch_msssim==1.0.0
-        importlib_metadata==10.2.0)
+        importlib_metadata==10.2.0
+        # a real ComfyUI server there (bench_node_path): what its start needs beyond the image. Its database
+        # (alembic, mako, greenlet) is left out to stay under 50 MB: ComfyUI then starts with a warning.
+        comfy-aimdo==0.6.0 torchsde==0.2.6 trampoline==0.1.2 sqlalchemy==2.1.9 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 annotated-types==0.8.0
+        typing-inspection==0.4.5 python-dotenv==1.2.4 typing_extensions==4.16.0)
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     "${PLATFORMS[@]}" -d .whl "${WHEELS[@]}"
 # pure-Python packages published as sdists only: build their wheels here (they hold no compiled code)
