@@ -256,7 +256,7 @@ def training(args) -> dict:
 def node_path(args) -> dict:
     """The sampler through a real ComfyUI (no --cpu) on 500 crops, beside core (benchmarks/bench_node_path.py)."""
     comfyui = os.environ.get("COMFYUI_PATH") or os.path.join(ROOT, ".comfy_device", "ComfyUI")
-    options = (["--tiny", "--frames", "4", "--batch", "2"] if args.dry_run else ["--frames", "500", "--batch",
+    options = (["--tiny", "--frames", "4", "--batch", "2", "--dtype", "fp32"] if args.dry_run else ["--frames", "500", "--batch",
                                                                                    "16,32"])
     front = os.path.join(ROOT, ".comfy_device", "frontend")
     if os.path.isdir(front):
