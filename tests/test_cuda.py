@@ -118,7 +118,10 @@ def test_training_on_cuda_matches_the_cpu_with_checkpointing_on_off_and_auto(tmp
         trained = {k: v.float().cpu() for k, v in run.adapter.state_dict().items()}
         update = sum(float((trained[k] - fresh[k]).abs().sum()) for k in fresh)
         apart = sum(float((trained[k] - off[k]).abs().sum()) for k in fresh)
-        assert update > 0 and apart <= 0.01 * update, (mode, apart, update)  # the same training as off
+        # The same training as off, up to bf16 rounding: recomputing in bf16 on the GPU need not give the bits of
+        # the first forward, and Adam turns a near-zero gradient's noise into a full step of either sign (measured
+        # on an H200: 1.6 % of the update). A recompute without the adapter would change every gradient (~100 %).
+        assert update > 0 and apart <= 0.1 * update, (mode, apart, update)
 
 
 def test_dub_on_cuda_leaves_only_its_models_on_the_gpu(tmp_path):
