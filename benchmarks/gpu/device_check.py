@@ -305,12 +305,14 @@ def compiled(args) -> dict:
 
 
 # name -> (function, seconds it may take on the GPU). PART_A and PART_B are the two device calls.
-STEPS = {"cuda_tests": (cuda_tests, 75), "node_path": (node_path, 170), "train_cli": (train_cli, 45),
-         "training": (training, 110), "whole_dub": (whole_dub, 90), "bench_core": (bench_core, 80),
+STEPS = {"cuda_tests": (cuda_tests, 75), "node_path": (node_path, 240), "train_cli": (train_cli, 45),
+         "training": (training, 150), "whole_dub": (whole_dub, 120), "bench_core": (bench_core, 80),
          "cudnn_benchmark": (cudnn_benchmark, 40), "channels_last": (channels_last, 40), "encoders": (encoders, 25),
          "precision": (precision, 45), "adapter_cost": (adapter_cost, 40), "compiled": (compiled, 120)}
-PART_A = "cuda_tests,node_path,train_cli,training,whole_dub"
-PART_B = "bench_core,cudnn_benchmark,channels_last,encoders,compiled"
+# Bounds from the H200 run of 2026-12-04 (node_path needed about 200 s, training about 140 s). Each part fits
+# one call of at most 560 s; the two together need most of a session's 15 device minutes.
+PART_A = "cuda_tests,node_path,train_cli,whole_dub"
+PART_B = "training,bench_core,encoders,compiled"
 
 
 def summary(results: dict) -> str:
