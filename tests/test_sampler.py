@@ -321,3 +321,21 @@ def test_bf16_falls_back_to_fp16_where_the_gpu_has_none(monkeypatch):
     assert compute_dtype("bf16", torch.device("cuda"), messages.append) == torch.float16
     assert compute_dtype("auto", torch.device("cuda"), messages.append) == torch.float16
     assert messages == ["UnAvgLip: Tesla V100 has no bf16; the models run in fp16 instead."]
+
+
+def test_crops_in_range_pass_without_a_copy_and_others_are_clamped_or_refused():
+    """One pass over the IMAGE batch (aminmax): in 0..1 it is handed on as it is (no 400 MB copy for 500 crops);
+    values outside are clamped; NaN and either infinity are refused with the message."""
+    from modules.lipsync.crop_input import prepare_crops
+
+    crops = torch.rand(3, 256, 256, 3)
+    assert prepare_crops(crops).data_ptr() == crops.data_ptr()  # the same memory, not a copy
+    outside = crops.clone()
+    outside[0, 0, 0, 0], outside[2, 9, 9, 2] = 1.5, -0.25
+    clamped = prepare_crops(outside)
+    assert float(clamped.max()) == 1.0 and float(clamped.min()) == 0.0 and float(outside[0, 0, 0, 0]) == 1.5
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        broken = crops.clone()
+        broken[1, 100, 100, 1] = bad
+        with pytest.raises(FrameInputError, match="NaN or infinite"):
+            prepare_crops(broken)

@@ -19,7 +19,8 @@ def prepare_crops(images: torch.Tensor, log=print) -> torch.Tensor:
     if images.shape[0] == 0:
         raise FrameInputError("There are no face crops (the batch is empty).")
     crops = images[..., :3].float()
-    if not torch.isfinite(crops).all():
+    low, high = torch.aminmax(crops)  # one pass; NaN propagates into both, and an infinity shows in one
+    if not (torch.isfinite(low) and torch.isfinite(high)):
         raise FrameInputError("The face crops contain NaN or infinite values.")
     height, width = crops.shape[1:3]
     if height != width:
@@ -32,4 +33,6 @@ def prepare_crops(images: torch.Tensor, log=print) -> torch.Tensor:
         crops = F.interpolate(
             crops.permute(0, 3, 1, 2), size=(CROP_SIZE, CROP_SIZE), mode="bicubic", antialias=True
         ).permute(0, 2, 3, 1)
-    return crops.clamp(0, 1).contiguous()
+    if low < 0 or high > 1:  # a copy only where a value lies outside 0..1 (ComfyUI's IMAGE usually does not)
+        crops = crops.clamp(0, 1)
+    return crops.contiguous()
