@@ -3,6 +3,8 @@ cosine and mouth landmarks through the real insightface loader on stand-in ONNX 
 through a random-weight SyncNet in the published format, frame-rate resampling, streaming from video files, plots.
 """
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -190,3 +192,33 @@ def test_different_frame_counts_are_matched_by_index_ratio(tmp_path, analysis):
     assert streamed["original_aligned"] == held["original_aligned"]
     for name in ("ssim", "psnr_mouth", "lmd_px", "identity_cosine"):
         assert streamed["metrics"][name]["value"] == pytest.approx(held["metrics"][name]["value"], rel=1e-6), name
+
+
+def test_a_broken_scoring_package_stops_only_scoring_with_a_message():
+    """pytorch_msssim and python_speech_features are imported when scoring runs: with both unimportable, the
+    nodes, the sampler and the trainer still import, and scoring says which package to install."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['pytorch_msssim'] = None; sys.modules['python_speech_features'] = None  # import fails\n"
+        "import numpy as np\n"
+        "import modules.training.trainer, modules.lipsync.lipsync_pipeline, modules.evaluation.dub_scores\n"
+        "from modules.errors import MissingPackageError\n"
+        "from modules.evaluation.image_similarity import ssim_psnr\n"
+        "from modules.evaluation.lip_sync_error import mfcc_features\n"
+        "for call in (lambda: ssim_psnr(np.zeros((1, 32, 32, 3), np.uint8), np.zeros((1, 32, 32, 3), np.uint8)),\n"
+        "             lambda: mfcc_features(np.zeros(1600, np.int16))):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except MissingPackageError as error:\n"
+        "        print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2, done.stdout
+    assert "SSIM" in lines[0] and "python -m pip install pytorch_msssim" in lines[0]
+    assert "LSE-C" in lines[1] and "python -m pip install python_speech_features" in lines[1]

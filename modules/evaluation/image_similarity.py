@@ -4,9 +4,8 @@ mouth, where a lip-sync model redraws)."""
 
 import numpy as np
 import torch
-from pytorch_msssim import ssim
 
-from ..errors import FrameInputError
+from ..errors import FrameInputError, optional_module
 
 MIN_SIDE = 11  # pytorch_msssim's Gaussian window
 
@@ -32,6 +31,7 @@ def ssim_psnr(generated, original) -> dict:
     if min(height // 2, width) < MIN_SIDE:
         raise FrameInputError(f"frames of {width}x{height} are too small for SSIM (the mouth half needs "
                               f"{MIN_SIDE} pixels a side)")
+    ssim = optional_module("pytorch_msssim", "SSIM (scoring and training's validation)", "pytorch_msssim").ssim
     scores = {}
     for name, rows in (("", slice(None)), ("_mouth", slice(height // 2, None))):
         g, r = gen[:, :, rows], ref[:, :, rows]

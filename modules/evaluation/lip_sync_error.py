@@ -28,11 +28,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import python_speech_features
 import torch
 from scipy import signal
 
-from ..errors import AudioInputError, FrameInputError
+from ..errors import AudioInputError, FrameInputError, optional_module
 
 VIDEO_FPS = 25
 AUDIO_RATE = 16000
@@ -71,7 +70,9 @@ def audio_to_int16(audio: np.ndarray) -> np.ndarray:
 def mfcc_features(audio_int16: np.ndarray) -> np.ndarray:
     """[13, T] MFCC, python_speech_features defaults at 16 kHz (25 ms window,
     10 ms hop, 26 mel filters, nfft 512, preemph 0.97, lifter 22, c0 = log energy)."""
-    return np.asarray(python_speech_features.mfcc(audio_int16, AUDIO_RATE)).T
+    features = optional_module("python_speech_features", "SyncNet's lip-sync scores (LSE-C / LSE-D)",
+                               "python_speech_features")
+    return np.asarray(features.mfcc(audio_int16, AUDIO_RATE)).T
 
 
 def faces_to_tensor(faces_rgb: np.ndarray) -> torch.Tensor:
