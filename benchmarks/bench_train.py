@@ -92,8 +92,8 @@ def one_setting(args) -> dict:
         timed_steps = np.diff([started] + times)[args.warmup:]
     seconds = float(np.median(timed_steps))
     result = {"size": args.size, "device": str(device), "batch": args.batch, "losses": args.losses,
-              "checkpointing": args.checkpointing, "precision": args.precision, "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
-              "frames_per_s": batch * frames / seconds,
+              "checkpointing": args.checkpointing, "precision": args.precision, "seconds_per_step": seconds,
+              "steps_per_s": 1 / seconds, "frames_per_s": batch * frames / seconds,
               "peak_ram_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         result["peak_vram_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -143,8 +143,8 @@ def main() -> int:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"| {row['size']} | {row['device']} | {row['batch']} | {row['losses']} | {row['checkpointing']} "
-              f"| {row['precision']} | {row['seconds_per_step']:.2f} | {row['steps_per_s']:.2f} | {row['frames_per_s']:.1f} | "
-              f"{row['peak_ram_mb']:.0f} | {row.get('peak_vram_mb', float('nan')):.0f} |", flush=True)
+              f"| {row['precision']} | {row['seconds_per_step']:.2f} | {row['steps_per_s']:.2f} | "
+              f"{row['frames_per_s']:.1f} | {row['peak_ram_mb']:.0f} | {row.get('peak_vram_mb', float('nan')):.0f} |", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"torch": torch.__version__, "rows": rows}, handle, indent=1)

@@ -230,13 +230,14 @@ def test_out_of_memory_retries_with_a_smaller_batch(models):
     expected = generate_mouths(base.unet, codec, crops, tokens, batch_size=1)
 
     class OneOutOfMemoryCodec:
-        """Fails once on a batch of four, like a GPU that cannot hold it."""
+        """Fails once on the batch of four crops (encoded with their masked copies: 8 images), like a GPU that
+        cannot hold it."""
 
         def __init__(self):
             self.failed = False
 
         def encode(self, images):
-            if len(images) == 4 and not self.failed:
+            if len(images) >= 4 and not self.failed:
                 self.failed = True
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             return codec.encode(images)

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,20 +32,18 @@ sys.path[:0] = [ROOT, os.path.dirname(HERE)]
 import torch  # noqa: E402
 
 
-def subprocess_step(command: list, log_path: str, env: dict | None = None, timeout: int = 600) -> dict:
-    """Run a command, printing its output as it comes and keeping it in `log_path`; -> its last lines."""
+def subprocess_step(command: list, log_path: str, env: dict | None = None) -> dict:
+    """Run a command, printing its output as it comes and keeping it in `log_path`; -> its last lines. The step's
+    own bound (run_step) stops it."""
     lines = []
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-        deadline = time.time() + timeout
         for line in process.stdout:
             print("    " + line.rstrip(), flush=True)
             log.write(line)
+            log.flush()  # a step stopped at its bound keeps what it printed
             lines.append(line.rstrip())
-            if time.time() > deadline:
-                process.kill()
-                break
         code = process.wait()
     if code:
         raise RuntimeError(f"exit {code}: {' | '.join(lines[-3:])}")
@@ -331,10 +330,14 @@ def summary(results: dict) -> str:
             lines.append(f"| bench_core | best {best.get('stage')} {best.get('dtype')} batch {best.get('batch')}: "
                          f"{best.get('frames_per_s') or 0:.1f} frames/s (goal 200 on H100/H200) |")
         elif name == "whole_dub":
-            lines.append(f"| whole dub {result['size']} | {result['frames_per_s']:.1f} frames/s (goal 60; without "
-                         f"overlap {result['frames_per_s_without_overlap']:.1f}); peak VRAM "
-                         f"{result.get('peak_vram_mb', 0):.0f} MB, RAM {result['peak_ram_mb']:.0f} MB |")
-        elif name in ("channels_last", "compiled"):
+            runs = "; ".join(f"{run['seconds_of_video']:g} s {'with' if run['overlap'] else 'without'} overlap "
+                             f"{run['frames_per_s']:.1f} frames/s" for run in result["runs"])
+            lines.append(f"| whole dub {result['size']} | {runs} (goal 60); RAM {result['peak_ram_mb']:.0f} MB |")
+        elif name == "node_path":
+            rows = "; ".join(f"batch {row['batch']}: sampler {row['sampler_frames_per_s']:.1f}, core "
+                             f"{row['core_frames_per_s'] or 0:.1f} frames/s" for row in result["rows"])
+            lines.append(f"| node path | {rows} (goal: sampler at least 90 % of core) |")
+        elif name in ("channels_last", "cudnn_benchmark", "compiled"):
             row = result["rows"][0] if result["rows"] else {}
             lines.append(f"| {name} {row.get('stage')} {row.get('dtype')} batch {row.get('batch')} | "
                          f"{row.get('frames_per_s') or 0:.1f} frames/s (plain: the bench_core row) |")
@@ -365,11 +368,16 @@ def run_step(name: str, args, results: dict) -> None:
     piece = os.path.join(args.out, f"{name}.json")
     if os.path.exists(piece):
         os.remove(piece)
+    # Its own process group, so a step stopped at its bound takes what it started (a ComfyUI server, a benchmark's
+    # child) with it, and the next step has the GPU to itself.
+    child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     try:
-        subprocess.run(command, cwd=ROOT, timeout=bound, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        child.wait(timeout=bound)
         with open(piece, encoding="utf-8") as handle:
             results[name] = json.load(handle)
     except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
         results[name] = {"ok": False, "error": f"stopped at its bound of {bound} s"}
     except OSError:
         results[name] = {"ok": False, "error": "the step died without a result (see its output above)"}

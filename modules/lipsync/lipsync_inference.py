@@ -109,11 +109,10 @@ def _generate_batch(unet, codec, crops, audio_tokens, fixed_reference, identity,
     device = next(unet.parameters()).device
     if device.type == "cuda":  # one copy per batch, from pinned memory, beside the work already queued there
         crops = crops.pin_memory().to(device, non_blocking=True)
-    if fixed_reference is None and device.type != "cpu":  # one encode call of 2B crops: fuller GPU kernels
+    if fixed_reference is None:  # one encode call of 2B crops (on the CPU encode_in_groups still goes crop by crop)
         masked, reference = codec.encode(torch.cat([lower_half_blanked(crops), crops])).chunk(2)
-    else:  # on the CPU the encoder goes crop by crop anyway (vae_codec.CPU_ENCODE_GROUP)
-        masked = codec.encode(lower_half_blanked(crops))
-        reference = codec.encode(crops) if fixed_reference is None else fixed_reference.expand(len(crops), -1, -1, -1)
+    else:
+        masked, reference = codec.encode(lower_half_blanked(crops)), fixed_reference.expand(len(crops), -1, -1, -1)
     latents = torch.cat([masked, reference.to(masked.device)], dim=1)
     predicted = predict_latents(unet, latents, audio_tokens, identity)
     generated = codec.decode(predicted).cpu()  # the one wait for the GPU per batch

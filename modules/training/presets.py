@@ -37,6 +37,15 @@ class TrainSettings:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def checkpointing_on(self, device) -> bool:
+        return _on(self.gradient_checkpointing, "on", device)
+
+    def autocast_dtype(self, device):
+        """bf16 for the UNet's forward, or None (fp32)."""
+        import torch
+
+        return torch.bfloat16 if _on(self.mixed_precision, "bf16", device) else None
+
     def check(self) -> None:
         for name in ("steps", "batch_size", "frames", "gradient_accumulation", "rank", "n_cond", "checkpoint_every",
                      "validate_every", "validation_batches"):
@@ -50,6 +59,11 @@ class TrainSettings:
             raise SettingError("mixed precision must be auto (bf16 with CUDA), bf16 or off (fp32).")
         if any(value < 0 for value in self.weights.as_dict().values()):
             raise SettingError("loss weights must be 0 (off) or more.")
+
+
+def _on(value: str, on: str, device) -> bool:
+    """A setting of auto / `on` / off: auto is on with CUDA only."""
+    return value == on or (value == "auto" and device.type == "cuda")
 
 
 PRESETS = {

@@ -124,10 +124,8 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
     missing = [name for name in ("perceptual", "sync", "identity") if name not in active]
     runtime.log(f"UnAvgLip: training with losses {', '.join(active)}" + (
         f"; off: {', '.join(missing)} (no model given or weight 0)" if missing else "") + ".")
-    autocast = torch.bfloat16 if settings.mixed_precision == "bf16" or (
-        settings.mixed_precision == "auto" and device.type == "cuda") else None
-    use_checkpointing = settings.gradient_checkpointing == "on" or (
-        settings.gradient_checkpointing == "auto" and device.type == "cuda")
+    autocast = settings.autocast_dtype(device)
+    use_checkpointing = settings.checkpointing_on(device)
     lora_scale = 1.0 if settings.train_lora else 0.0
     preview = None
 
