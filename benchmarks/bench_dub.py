@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from modules.demo.demo_media import SAMPLE_RATE, speech_like_signal  # noqa: E402
-from modules.dub.overlap import OVERLAP_CHOICES  # noqa: E402
+from modules.video.overlap import OVERLAP_CHOICES  # noqa: E402
 from modules.video.video_io import Mp4Writer  # noqa: E402
 
 

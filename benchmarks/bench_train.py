@@ -29,7 +29,7 @@ import torch  # noqa: E402
 def one_setting(args) -> dict:
     import numpy as np
 
-    from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_expert, write_vgg19
+    from modules.demo.random_loss_models import write_lipsync_expert, write_vgg19
     from modules.demo.random_models import TINY_UNET_CONFIG, random_vae, randomize
     from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet
     from modules.runtime import Runtime

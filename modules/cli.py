@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .compile_mode import COMPILE_MODES
-from .dub.overlap import OVERLAP_CHOICES
+from .video.overlap import OVERLAP_CHOICES
 from .errors import UnAvgLipError
 from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files

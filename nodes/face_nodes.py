@@ -8,25 +8,20 @@ import os
 
 import folder_paths
 import numpy as np
-import torch
 
 from ..modules.audio.whisper_features import check_fps
-from ..modules.errors import FrameInputError, ModelFileError, SettingError
+from ..modules.errors import SettingError
 from ..modules.face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
-from ..modules.face.face_analysis import (
-    CHOOSE_RULES,
-    PROVIDERS,
-    choose_face,
-    detect_faces,
-    list_model_packs,
-    load_face_analysis,
-)
+from ..modules.face.face_analysis import CHOOSE_RULES, PROVIDERS, list_model_packs, load_face_analysis
 from ..modules.face.face_crop import check_frames, crops_from_landmarks
 from ..modules.face.face_geometry import bbox_shift_range
 from ..modules.face.face_parsing import FILE_NAME as FACE_PARSER_FILE
 from ..modules.face.face_parsing import load_face_parser
+from ..modules.face.face_track import image_faces, keypoint_faces, track_face
 from ..modules.face.paste_back import MODES as PASTE_MODES
 from ..modules.face.paste_back import PARSING_MODES, paste_back
+from ..modules.face.pose_keypoints import pose_frames
+from ..modules.identity.identity_embeddings import MODE_AVERAGED, combine, embeddings_from_images
 from .comfy_runtime import comfy_runtime, logger
 from .model_folders import FACE_PARSING_FOLDER, INSIGHTFACE_FOLDER
 from .model_handles import load_to_device, wrap_module
@@ -35,7 +30,6 @@ INSIGHTFACE_TYPE = "INSIGHTFACE"
 CROP_INFO_TYPE = "UNAVGLIP_CROP_INFO"
 POSE_TYPE = "POSE_KEYPOINT"  # comfyui_controlnet_aux (DWPose / OpenPose preprocessors)
 KNOWN_PACKS = ["buffalo_l", "antelopev2"]  # offered when none is installed, so running says what to put where
-FACE_POINTS = 68
 
 _FACE_PARSERS = {}  # (path, mtime_ns) -> ModelPatcher of the BiSeNet face parser
 
@@ -99,15 +93,7 @@ class FaceAnalysisLoader:
         return (load_face_analysis(pack_root(pack), pack, provider, int(det_size)),)
 
 
-# ---- landmarks from insightface or from DWPose keypoints ----
-
-
-def frame_uint8(frames, index: int) -> np.ndarray:
-    """One IMAGE frame as RGB uint8 [H, W, 3] (one at a time, so a long video is never converted whole)."""
-    frame = frames[index, :, :, :3]
-    if isinstance(frame, torch.Tensor):
-        frame = frame.detach().to("cpu", torch.float32).numpy()
-    return (np.clip(np.asarray(frame, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+# ---- the face crop ----
 
 
 def check_analysis(insightface) -> None:
@@ -116,86 +102,6 @@ def check_analysis(insightface) -> None:
             f"The insightface input is a {type(insightface).__name__}, not an insightface FaceAnalysis. Connect "
             "Face Analysis Loader (UnAvgLip) or the IPAdapter / InstantID insightface loader."
         )
-
-
-def reference_embedding(insightface, reference_face) -> np.ndarray:
-    """Mean unit ArcFace embedding of the largest face in each reference image."""
-    if not isinstance(reference_face, torch.Tensor) or reference_face.ndim != 4 or reference_face.shape[-1] < 3:
-        shape = tuple(reference_face.shape) if hasattr(reference_face, "shape") else type(reference_face).__name__
-        raise FrameInputError(f"reference_face must be an IMAGE [B, H, W, 3]; got {shape}.")
-    embeddings = []
-    for index in range(reference_face.shape[0]):
-        face = choose_face(detect_faces(insightface, frame_uint8(reference_face, index)), "largest")
-        if face is None:
-            continue
-        if face["embedding"] is None:
-            raise SettingError(
-                "Face choice 'closest_to_reference' needs face embeddings, but the face analysis has no recognition "
-                "model. Use a full pack (buffalo_l or antelopev2) or another face choice."
-            )
-        embeddings.append(face["embedding"])
-    if not embeddings:
-        raise FrameInputError(
-            f"No face was found in the reference image{'s' if reference_face.shape[0] > 1 else ''}. Use a clear, "
-            "front-facing photo of the person whose face should be cropped."
-        )
-    mean = np.mean(embeddings, axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
-
-
-def pose_frames(pose_keypoints, count: int) -> list:
-    """POSE_KEYPOINT as one dict per frame."""
-    if isinstance(pose_keypoints, dict):
-        pose_keypoints = [pose_keypoints]
-    if not isinstance(pose_keypoints, (list, tuple)) or not all(isinstance(p, dict) for p in pose_keypoints):
-        raise FrameInputError(
-            "pose_keypoints must be the POSE_KEYPOINT output of a DWPose / OpenPose preprocessor (a list with one "
-            f"dict per frame); got {type(pose_keypoints).__name__}."
-        )
-    if len(pose_keypoints) != count:
-        raise FrameInputError(
-            f"There are {count} frames but pose keypoints for {len(pose_keypoints)}. Run the pose estimator on the "
-            "same frames that go into Face Crop."
-        )
-    return list(pose_keypoints)
-
-
-def pose_faces(pose: dict, height: int, width: int) -> list[dict]:
-    """The faces of one POSE_KEYPOINT frame in frame pixels, as dicts `choose_face` understands.
-
-    Coordinates may be pixels of the pose canvas (canvas_width x canvas_height) or normalised to 0..1; both are
-    scaled to the frame. A face with any of its 68 points missing (confidence 0 or a negative coordinate) keeps its
-    box for choosing, but has landmarks68 None: the crop needs all 68 points.
-    """
-    canvas_w = pose.get("canvas_width") or width
-    canvas_h = pose.get("canvas_height") or height
-    faces = []
-    for person in pose.get("people") or []:
-        values = (person or {}).get("face_keypoints_2d")
-        if not values:
-            continue
-        values = np.asarray(values, dtype=np.float64).reshape(-1)
-        if values.size % 3 or values.size // 3 < FACE_POINTS:
-            raise FrameInputError(
-                f"face_keypoints_2d holds {values.size} values; expected x, y, confidence for 68 points (DWPose) or "
-                "70 (OpenPose)."
-            )
-        points = values.reshape(-1, 3)[:FACE_POINTS]
-        present = (points[:, 2] > 0) & np.isfinite(points).all(1) & (points[:, :2] >= 0).all(1)
-        if not present.any():
-            continue
-        xy = points[:, :2].copy()
-        if xy[present].max() <= 1.0:  # normalised coordinates
-            xy *= (width, height)
-        else:
-            xy *= (width / float(canvas_w), height / float(canvas_h))
-        seen = xy[present]
-        faces.append({
-            "bbox": np.array([*seen.min(0), *seen.max(0)], np.float32),
-            "landmarks68": xy.astype(np.float32) if present.all() else None,
-            "embedding": None,
-        })
-    return faces
 
 
 class FaceCrop:
@@ -259,47 +165,22 @@ class FaceCrop:
             raise SettingError(f"Face choice must be one of {', '.join(CHOOSE_RULES)}, not {face_choice!r}.")
         check_fps(fps)
 
-        runtime = comfy_runtime(unique_id)
-        reference = None
         if insightface is not None:
             check_analysis(insightface)
-            if face_choice == "closest_to_reference":
-                if reference_face is None:
-                    raise SettingError("Face choice 'closest_to_reference' needs a reference_face image; connect one "
-                                       "or choose 'largest' or 'index'.")
-                reference = reference_embedding(insightface, reference_face)
-            poses = None
+            reference = self.reference(insightface, reference_face) if face_choice == "closest_to_reference" else None
+            faces = image_faces(insightface, frames, with_embedding=reference is not None)
         else:
             if face_choice == "closest_to_reference":
                 raise SettingError(
                     "Face choice 'closest_to_reference' compares ArcFace embeddings, which DWPose keypoints do not "
                     "have. Use the insightface input instead, or choose 'largest' or 'index'."
                 )
-            poses = pose_frames(pose_keypoints, count)
-
-        landmarks, partial = [], 0
-        for index in range(count):
-            runtime.raise_if_interrupted()
-            if poses is None:
-                # ArcFace embeddings cost a network pass per face; only the reference choice needs them.
-                faces = detect_faces(insightface, frame_uint8(frames, index), with_embedding=reference is not None)
-            else:
-                faces = pose_faces(poses[index], height, width)
-            face = choose_face(faces, face_choice, face_index, reference)
-            points = None if face is None else face["landmarks68"]
-            if face is not None and points is None:
-                if poses is None:
-                    raise ModelFileError(
-                        "The face analysis gives no 68-point landmarks: its pack lacks 1k3d68.onnx. Use a full "
-                        "buffalo_l or antelopev2 pack."
-                    )
-                partial += 1
-            landmarks.append(points)
-            runtime.report_progress(index + 1, count)
-
-        if partial:
+            reference, faces = None, keypoint_faces(pose_frames(pose_keypoints, count), height, width)
+        track = track_face(faces, face_choice, face_index, reference, comfy_runtime(unique_id), count)
+        landmarks = track.landmarks
+        if track.partial:
             logger.warning("UnAvgLip Face Crop: in %d of %d frames the chosen DWPose face lacks some of its 68 "
-                           "points; those frames pass through unchanged.", partial, count)
+                           "points; those frames pass through unchanged.", track.partial, count)
         crops, info, mask = crops_from_landmarks(
             frames, landmarks, geometry, bbox_shift=int(bbox_shift), extra_margin=int(extra_margin), fps=float(fps),
             smoothing=float(smoothing), min_face_size=int(min_face_size),
@@ -310,6 +191,15 @@ class FaceCrop:
             low, high = bbox_shift_range(landmarks)
             logger.info("UnAvgLip Face Crop: bbox_shift for these faces can range from %d to %d.", low, high)
         return (crops, info, mask)
+
+    @staticmethod
+    def reference(insightface, reference_face) -> np.ndarray:
+        """The mean ArcFace direction of the reference photos, to choose the face closest to it."""
+        if reference_face is None:
+            raise SettingError("Face choice 'closest_to_reference' needs a reference_face image; connect one "
+                               "or choose 'largest' or 'index'.")
+        embeddings = embeddings_from_images(insightface, reference_face, log=logger.info)
+        return combine(embeddings, MODE_AVERAGED)[0, 0].numpy()
 
 
 # ---- paste back ----

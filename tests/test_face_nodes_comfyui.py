@@ -174,7 +174,7 @@ def test_closest_to_reference_uses_the_reference_embedding(comfy, standins, node
             node_classes["FaceCrop"]().crop(frames, **crop_args(face_choice="closest_to_reference"),
                                             insightface=analysis)
         blank = torch.full((1, 64, 64, 3), 0.1)
-        with pytest.raises(ValueError, match="No face was found in the reference"):
+        with pytest.raises(ValueError, match="None of the 1 reference images shows a face"):
             node_classes["FaceCrop"]().crop(frames, **crop_args(face_choice="closest_to_reference"),
                                             insightface=analysis, reference_face=blank)
 

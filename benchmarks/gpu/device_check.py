@@ -192,7 +192,6 @@ def encoders(args) -> dict:
     """Encoding 1080p RGB frames to H.264: libx264 as the pack writes (crf 18, preset medium), libx264 veryfast,
     and NVIDIA's hardware encoder where PyAV and the driver offer it."""
     import av
-    import numpy as np
 
     from modules.demo.demo_media import face_frame
 

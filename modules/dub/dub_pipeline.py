@@ -5,7 +5,7 @@ Two passes over the file, never holding more than one chunk of frames:
    tracks and fix every crop box (`face_crop.plan_crops`);
 2. decode again chunk by chunk: crop, generate the mouths, paste back, and encode into the mp4 at once.
 With overlap the next chunk is decoded (both passes) and the last one encoded (pass 2) in background threads while
-this one is on the model (`overlap.py`): one chunk more in flight on each side, the same frames out. By default
+this one is on the model (`video/overlap.py`): one chunk more in flight on each side, the same frames out. By default
 pass 2 overlaps only when the model is on a GPU: on the CPU the model already keeps every core busy, and the extra
 threads made pass 2 slower (2 cores, 1080p: 83 against 76 ms/frame, benchmarks/README.md).
 The speech's Whisper features are computed once up front (float32 [50 steps x 5 layers x 384] per second of
@@ -24,8 +24,8 @@ from ..audio.whisper_encoder import WhisperEncoder
 from ..audio.whisper_features import frame_features
 from ..errors import FrameInputError, SettingError
 from ..face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
-from ..face.face_analysis import choose_face, detect_faces
 from ..face.face_crop import cut_crops, plan_crops
+from ..face.face_track import track_video
 from ..face.paste_back import check_paste_mode, paste_back, paste_region
 from ..identity.identity_patch import IdentityPatch, base_model_note
 from ..lipsync.frame_timing import LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS
@@ -35,7 +35,7 @@ from ..musetalk.musetalk_unet import VERSION_V10, LipSyncUNet
 from ..musetalk.vae_codec import LatentCodec
 from ..runtime import Runtime
 from ..video.video_io import Mp4Writer, VideoInfo, iter_frame_chunks, probe_video
-from .overlap import WriteBehind, read_ahead
+from ..video.overlap import WriteBehind, read_ahead
 
 FLOAT_FRAME_COPIES = 3  # a chunk lives as float input, pasted output and blend mask at the same time
 # uint8 chunks alive at once with overlap: the one being decoded, the one read ahead, the one on the model and its
@@ -111,7 +111,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
     seconds = {}
 
     started = time.perf_counter()
-    landmarks = track_faces(info, chunk, constant_rate, models.face_analysis, runtime, settings.overlap is not False)
+    landmarks = track_video(info, chunk, constant_rate, models.face_analysis, runtime, settings.overlap is not False)
     geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
     crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                            float(rate), settings.smoothing, settings.min_face_size)
@@ -159,19 +159,6 @@ def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
             f"{info.path} has only {info.frame_count} frame: there is nothing to move. To make a still photo talk, "
             f"use length policy {LOOP_CROPS} (the frame is repeated for the whole speech)."
         )
-
-
-def track_faces(info: VideoInfo, chunk, constant_rate, analysis, runtime, overlap: bool = True) -> list:
-    """The largest face's 68 landmarks in every frame (None where there is no face). With `overlap` the next chunk
-    is decoded while the faces of this one are found."""
-    landmarks = []
-    with closing(read_ahead(iter_frame_chunks(info, chunk, constant_rate=constant_rate), overlap)) as chunks:
-        for frames in chunks:
-            runtime.raise_if_interrupted()
-            for frame in frames:
-                face = choose_face(detect_faces(analysis, frame, with_embedding=False))
-                landmarks.append(None if face is None else face["landmarks68"])
-    return landmarks
 
 
 def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, features, fps, models, settings,

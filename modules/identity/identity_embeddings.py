@@ -11,6 +11,7 @@ import torch
 
 from ..errors import FrameInputError, SettingError
 from ..face.face_analysis import choose_face, detect_faces
+from ..video.frame_format import uint8_frames
 
 MODE_RAW = "raw"
 MODE_AVERAGED = "averaged"
@@ -37,15 +38,19 @@ def embeddings_from_images(analysis, images, log=print) -> np.ndarray:
             raise FrameInputError("Reference images must be RGB images [H, W, 3].")
     elif not isinstance(images, (torch.Tensor, np.ndarray)) or images.ndim != 4 or images.shape[-1] < 3:
         raise FrameInputError("Reference images must be an IMAGE batch [N, H, W, 3].")
-    found, faceless = [], []
+    found, faceless, unrecognised = [], [], 0
     for index in range(len(images)):
-        image = images[index][:, :, :3]
-        image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-        face = choose_face(detect_faces(analysis, (np.clip(image, 0, 1) * 255).round().astype(np.uint8)))
+        face = choose_face(detect_faces(analysis, uint8_frames(images[index])))
         if face is None or face.get("embedding") is None:
             faceless.append(index)
+            unrecognised += face is not None
         else:
             found.append(face["embedding"])
+    if not found and unrecognised:
+        raise SettingError(
+            "The face analysis finds the reference faces but gives no embeddings: it has no recognition model. Use "
+            "a full pack (buffalo_l or antelopev2), or a saved embedding file instead."
+        )
     if not found:
         raise FrameInputError(
             f"None of the {len(images)} reference images shows a face the face analysis can find. Give clear, "

@@ -23,9 +23,9 @@ from ..audio.whisper_encoder import SAMPLE_RATE, WhisperEncoder
 from ..audio.whisper_features import iter_encoded_steps
 from ..errors import FrameInputError, SettingError, UnAvgLipError
 from ..face.crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15
-from ..dub.dub_pipeline import track_faces
 from ..face.face_analysis import choose_face, detect_faces
 from ..face.face_crop import cut_crops, plan_crops
+from ..face.face_track import track_video
 from ..runtime import Runtime
 from ..video.video_io import iter_frame_chunks, probe_video
 from .arcface_loss import alignment_matrix
@@ -151,7 +151,7 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
     waveform, rate = load_audio_file(video)  # raises a clear error when the video has no audio track
     audio = mono_16k(waveform, rate, log=runtime.log)
     del waveform
-    landmarks = track_faces(info, CHUNK_FRAMES, constant_rate, face_analysis, runtime)  # the dub's first pass
+    landmarks = track_video(info, CHUNK_FRAMES, constant_rate, face_analysis, runtime)  # as the dub's first pass
     geometry = GEOMETRY_V10 if settings.base_version == "v1.0" else GEOMETRY_V15
     plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                       fps, settings.smoothing, settings.min_face_size)

@@ -1,4 +1,4 @@
-"""The dub's overlapped stages (modules/dub/overlap.py): order kept, one item ahead at most, errors surface in the
+"""The dub's overlapped stages (modules/video/overlap.py): order kept, one item ahead at most, errors surface in the
 caller, nothing left running when the caller stops early; and a dub gives the same frames with and without it."""
 
 import threading
@@ -10,7 +10,7 @@ import torch
 
 from modules.dub import dub_pipeline as dp
 from modules.audio.audio_file import load_audio_file
-from modules.dub.overlap import WriteBehind, read_ahead
+from modules.video.overlap import WriteBehind, read_ahead
 from modules.runtime import Runtime
 from modules.video.video_io import read_all_frames
 
