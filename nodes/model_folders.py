@@ -1,44 +1,26 @@
-"""The pack's model folders under ComfyUI/models, and file lookup with messages that say where files go."""
+"""The pack's model folders (modules/files/model_files.py) registered with ComfyUI, and file lookup with messages
+that say where files go."""
 
 import os
 
 import folder_paths
 
 from ..modules.errors import ModelFileError
+from ..modules.files.model_files import folder_extensions, model_file, model_folders, where_to_get
 
-LIPSYNC_FOLDER = "lipsync"  # MuseTalk UNets: musetalk/pytorch_model.bin, musetalkV15/unet.pth
-AUDIO_ENCODER_FOLDER = "audio_encoders"  # core already registers it; Whisper tiny.pt or a HF folder
-INSIGHTFACE_FOLDER = "insightface"  # the root insightface reads; packs live in its models/<pack>/ subfolder
-ADAPTER_FOLDER = "unavglip"  # identity adapters: checkpoint-N/pytorch_model.bin or converted .safetensors
-FACE_PARSING_FOLDER = "face_parsing"  # BiSeNet 79999_iter.pth for the jaw / full_face paste modes
-SYNCNET_FOLDER = "syncnet"  # syncnet_v2.model (the lip-sync metrics); Wav2Lip's lipsync_expert.pth (the sync loss)
-VGG_FOLDER = "vgg"  # torchvision's vgg19-dcbb9e9d.pth, for the perceptual loss
+LIPSYNC_FOLDER = model_file("MuseTalk v1.5").folder
+AUDIO_ENCODER_FOLDER = model_file("audio encoder").folder  # core already registers it
+INSIGHTFACE_FOLDER = model_file("face analysis").folder  # insightface's root; packs live in its models/<pack>/
+ADAPTER_FOLDER = model_file("identity adapter").folder
+FACE_PARSING_FOLDER = model_file("face parsing").folder
+SYNCNET_FOLDER = model_file("SyncNet").folder  # shared with Wav2Lip's sync expert
+VGG_FOLDER = model_file("VGG19").folder
 TRAINED_ADAPTERS = "unavglip_adapters"  # under ComfyUI's output folder: adapters the training node writes
-WEIGHT_EXTENSIONS = {".bin", ".pth", ".pt", ".safetensors", ".sft", ".ckpt"}
-# Folders not listed hold WEIGHT_EXTENSIONS; SyncNet's published file ends in .model.
-FOLDER_EXTENSIONS = {INSIGHTFACE_FOLDER: {".onnx"}, SYNCNET_FOLDER: WEIGHT_EXTENSIONS | {".model"}}
-
-WHERE_TO_GET = {
-    LIPSYNC_FOLDER: "MuseTalk's weights from huggingface.co/TMElyralab/MuseTalk (musetalk/pytorch_model.bin with "
-    "musetalk.json, or musetalkV15/unet.pth)",
-    AUDIO_ENCODER_FOLDER: "Whisper tiny: OpenAI's tiny.pt, or the huggingface.co/openai/whisper-tiny folder",
-    INSIGHTFACE_FOLDER: "an insightface model pack unzipped into models/<pack>/ (buffalo_l.zip from "
-    "github.com/deepinsight/insightface/releases, or antelopev2; IPAdapter FaceID, InstantID and PuLID use the same "
-    "folder)",
-    ADAPTER_FOLDER: "an UnAvgLip identity adapter (the authors' checkpoint-N/pytorch_model.bin folder, or a file "
-    "made with `unavglip convert-adapter`; no official weights are published yet)",
-    SYNCNET_FOLDER: "syncnet_v2.model of github.com/joonson/syncnet_python (its download_model.sh names the address) "
-    "for the scores, or Wav2Lip's lipsync_expert.pth (its 'Expert Discriminator') for the sync loss",
-    VGG_FOLDER: "vgg19-dcbb9e9d.pth (download.pytorch.org/models/vgg19-dcbb9e9d.pth, torchvision's VGG19)",
-    FACE_PARSING_FOLDER: "79999_iter.pth, the BiSeNet face-parsing model of github.com/zllrunning/face-parsing.PyTorch "
-    "(MuseTalk's models/face-parse-bisent/ holds the same file)",
-}
 
 
 def register_model_folders() -> None:
     """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
-    for name in (LIPSYNC_FOLDER, AUDIO_ENCODER_FOLDER, INSIGHTFACE_FOLDER, FACE_PARSING_FOLDER, ADAPTER_FOLDER,
-                 SYNCNET_FOLDER, VGG_FOLDER):
+    for name in model_folders():
         _add_path(name, os.path.join(folder_paths.models_dir, name))
     # Adapters trained in ComfyUI are written under its output folder and listed by the adapter loader from there.
     _add_path(ADAPTER_FOLDER, trained_adapters_folder())
@@ -51,13 +33,13 @@ def trained_adapters_folder() -> str:
 def _add_path(name: str, path: str) -> None:
     known = folder_paths.folder_names_and_paths.get(name)
     if known is None:
-        folder_paths.folder_names_and_paths[name] = ([path], set(FOLDER_EXTENSIONS.get(name, WEIGHT_EXTENSIONS)))
+        folder_paths.folder_names_and_paths[name] = ([path], set(folder_extensions(name)))
     elif path not in known[0]:
         known[0].append(path)
 
 
 def weight_files(folder_name: str) -> list[str]:
-    extensions = FOLDER_EXTENSIONS.get(folder_name, WEIGHT_EXTENSIONS)
+    extensions = folder_extensions(folder_name)
     return [name for name in folder_paths.get_filename_list(folder_name)
             if os.path.splitext(name)[1].lower() in extensions]
 
@@ -85,5 +67,5 @@ def full_path(folder_name: str, name: str) -> str:
     roots = ", ".join(folder_paths.get_folder_paths(folder_name))
     raise ModelFileError(
         f"'{name}' was not found in the '{folder_name}' model folder ({roots}). Put "
-        f"{WHERE_TO_GET.get(folder_name, 'the file')} there, then refresh the node list."
+        f"{where_to_get(folder_name) or 'the file'} there, then refresh the node list."
     )

@@ -223,3 +223,42 @@ def test_workflows_still_load_without_our_extension(server):
                                                        "duration_seconds": 0}
     finally:
         bare.close()
+
+
+def with_models_missing(workflow: dict, extra_url: str | None = None) -> dict:
+    """The workflow with each loader's file renamed to one the server lacks (widget and properties.models alike),
+    so the frontend asks for every file that has a download; `extra_url` gives the first loader that one."""
+    for node in workflow["nodes"]:
+        for model in node.get("properties", {}).get("models", []):
+            node["widgets_values"] = ["absent_" + value if value == model["name"] else value
+                                      for value in node["widgets_values"]]
+            model["name"] = "absent_" + model["name"]
+            if extra_url and "url" not in model:
+                model["url"], extra_url = extra_url, None
+    return workflow
+
+
+def missing_models_dialog(page: Page, workflow: dict) -> str:
+    """Drop the workflow and return the Missing Models dialog's text ('' when none opens), closing it."""
+    page.evaluate("app.graph.clear()")
+    drop_file(page, json.dumps(workflow), "missing.json", "application/json")
+    page.wait_for(f"app.graph.nodes.length === {len(workflow['nodes'])}", timeout=60)
+    page.pump(2)
+    text = page.evaluate(f"{OPEN_DIALOG}?.innerText ?? ''")
+    close_dialogs(page)
+    return text
+
+
+def test_missing_models_dialog_has_no_error(page):
+    """Opening a workflow whose model files are missing: the frontend's Missing Models dialog offers each download
+    the workflow names, and shows no red error (no download from a source or of a file type it refuses, no unknown
+    folder). A workflow given torchvision's VGG19 address shows the error, so the check can see one."""
+    refused = ("not allowed", "Only allowed suffixes", "Invalid directory")
+    offered = 0
+    for path in WORKFLOWS:
+        text = missing_models_dialog(page, with_models_missing(load(path)))
+        assert not any(error in text for error in refused), f"{os.path.basename(path)}: {text}"
+        offered += "absent_vae-ft-mse-840000-ema-pruned.safetensors" in text
+    assert offered == len(WORKFLOWS)  # each names the VAE, the one file published where the frontend downloads
+    vgg = with_models_missing(load(WORKFLOWS[0]), "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
+    assert "not allowed" in missing_models_dialog(page, vgg)

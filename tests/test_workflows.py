@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from modules.files.model_files import MODEL_FILES, frontend_downloads
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))  # each with its <name>.jpg thumbnail
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
@@ -57,20 +59,6 @@ FILE_LIST_INPUTS = {
     ("UnAvgLip_SyncExpertLoader", "expert_name"),
     ("UnAvgLip_ArcFaceLossLoader", "pack"),
 }
-# Loaders: (node type, file widget) -> the ComfyUI model folder the file lives in.
-MODEL_FOLDERS = {
-    ("UnAvgLip_LipSyncModelLoader", "unet_name"): "lipsync",
-    ("UnAvgLip_WhisperLoader", "encoder_name"): "audio_encoders",
-    ("VAELoader", "vae_name"): "vae",
-    ("UnAvgLip_FaceAnalysisLoader", "pack"): "insightface",
-    ("UnAvgLip_IDAdapterLoader", "adapter_name"): "unavglip",
-    ("UnAvgLip_SyncNetLoader", "syncnet_name"): "syncnet",
-    ("UnAvgLip_VGGLoader", "vgg_name"): "vgg",
-    ("UnAvgLip_SyncExpertLoader", "expert_name"): "syncnet",
-    ("UnAvgLip_ArcFaceLossLoader", "pack"): "insightface",
-}
-PUBLISHED = {"musetalkV15/unet.pth", "musetalk/pytorch_model.bin", "vae-ft-mse-840000-ema-pruned.safetensors",
-             "tiny.pt", "vgg19-dcbb9e9d.pth"}  # files with a direct download; the frontend offers it when the file is missing
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
 GROUP_TITLE_HEIGHT = 30  # a group's title bar (font size 24) at the top of its bounding box
 
@@ -186,7 +174,7 @@ def test_snapshot_holds_exactly_the_nodes_the_workflows_use():
             assert set(names) == set(entry["input"].get(section, {})), (node_type, section)
         if node_type.startswith("UnAvgLip_"):
             assert node_type in ours, node_type
-    for node_type, name in FILE_LIST_INPUTS | set(MODEL_FOLDERS):
+    for node_type, name in FILE_LIST_INPUTS | {loader for entry in MODEL_FILES for loader in entry.loaders}:
         spec = dict((n, s) for n, s, _ in schema_inputs(node_type))[name]
         assert input_type(spec) == "COMBO", (node_type, name)
 
@@ -332,22 +320,24 @@ def test_loaders_name_their_model_files(path):
     workflow = load(path)
     rows = [line for line in Graph(workflow).note().splitlines() if line.startswith("| `")]
     for node in workflow["nodes"]:
-        folder = [(name, directory) for (node_type, name), directory in MODEL_FOLDERS.items()
+        folder = [(widget, entry.folder) for entry in MODEL_FILES for node_type, widget in entry.loaders
                   if node_type == node["type"]]
         if not folder:
             assert "models" not in node["properties"], node["type"]
             continue
         (widget, directory) = folder[0]
         file_name = widgets(node)[widget]
+        downloads = {name: url for entry in MODEL_FILES for name, url in entry.downloads.items()}
         models = node["properties"].get("models")
         assert models and len(models) == 1, node["type"]
         model = models[0]
         assert model["name"] == file_name and model["directory"] == directory
         assert set(model) <= {"name", "directory", "url"}
-        if file_name in PUBLISHED:
-            assert model["url"].startswith("https://") and model["url"].endswith("/" + file_name.split("/")[-1])
+        if file_name in downloads:
+            assert model["url"] == downloads[file_name] and model["url"].endswith("/" + file_name.split("/")[-1])
+            assert frontend_downloads(model["url"], file_name)
         else:
-            assert "url" not in model, model  # none published (adapters, buffalo_l zip, whisper-tiny folder)
+            assert "url" not in model, model  # none the frontend downloads (adapters, .pth files, folders)
         folder = f"`{directory}/`"
         if directory == "insightface":  # insightface reads packs from <root>/models/<pack>/
             file_name, folder = file_name + "/", "`insightface/models/`"

@@ -21,9 +21,12 @@ import json
 import math
 import os
 import urllib.request
+import sys
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the table of model files, when run as a script
+from modules.files.model_files import MODEL_FILES, download_url, loaded_by, model_file  # noqa: E402
 SCHEMA_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SCHEMA_KEYS = ("name", "input", "input_order", "output", "output_name")
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
@@ -31,28 +34,6 @@ OUR_PREFIX = "UnAvgLip_"
 OUR_CNR_ID = "comfyui-unavglip"  # pyproject.toml [project] name
 CORE_CNR_ID = "comfy-core"
 NOTE_TYPE = "MarkdownNote"  # a frontend-only node: no schema, never sent to the server
-
-# Model files: (node type, file widget) -> model folder, and the published direct downloads.
-MODEL_WIDGETS = {
-    ("UnAvgLip_LipSyncModelLoader", "unet_name"): "lipsync",
-    ("UnAvgLip_WhisperLoader", "encoder_name"): "audio_encoders",
-    ("VAELoader", "vae_name"): "vae",
-    ("UnAvgLip_FaceAnalysisLoader", "pack"): "insightface",
-    ("UnAvgLip_IDAdapterLoader", "adapter_name"): "unavglip",
-    ("UnAvgLip_SyncNetLoader", "syncnet_name"): "syncnet",
-    ("UnAvgLip_VGGLoader", "vgg_name"): "vgg",
-    ("UnAvgLip_SyncExpertLoader", "expert_name"): "syncnet",
-    ("UnAvgLip_ArcFaceLossLoader", "pack"): "insightface",
-}
-URLS = {
-    "vgg19-dcbb9e9d.pth": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-    "musetalkV15/unet.pth": "https://huggingface.co/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth",
-    "musetalk/pytorch_model.bin": "https://huggingface.co/TMElyralab/MuseTalk/resolve/main/musetalk/pytorch_model.bin",
-    "vae-ft-mse-840000-ema-pruned.safetensors": "https://huggingface.co/stabilityai/sd-vae-ft-mse-original/resolve/"
-                                                "main/vae-ft-mse-840000-ema-pruned.safetensors",
-    "tiny.pt": "https://openaipublic.azureedge.net/main/whisper/models/"
-               "65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9/tiny.pt",
-}  # none for whisper-tiny/ (a folder), buffalo_l (a zip to unpack) and UnAvgLip adapters (none are published)
 
 # Node sizes [w, h], at least what the frontend computes for each node (it grows a node that is too small, which
 # would make nodes overlap); LoadVideo's includes the preview of a 4:3 video.
@@ -238,13 +219,15 @@ class Graph:
         return sockets + widgets
 
     def _models(self, node: dict) -> list | None:
-        for (node_type, widget), directory in MODEL_WIDGETS.items():
-            if node["type"] == node_type:
+        for widget in node["widgets"]:
+            entries = loaded_by(node["type"], widget)
+            if entries:
                 name = node["widgets"][widget]
                 model = {"name": name}
-                if name in URLS:
-                    model["url"] = URLS[name]
-                model["directory"] = directory
+                url = download_url(node["type"], widget, name)
+                if url:
+                    model["url"] = url
+                model["directory"] = entries[0].folder
                 return [model]
         return None
 
@@ -354,32 +337,26 @@ V10 = dict(unet="musetalk/pytorch_model.bin", whisper="tiny.pt", geometry="muset
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 VIDEO_FILE, SPEECH_FILE = "talking_face.mp4", "new_speech.wav"
 NOTE_SIZE = [460, 640]
-MUSETALK = "[TMElyralab/MuseTalk](https://huggingface.co/TMElyralab/MuseTalk)"
-MODEL_ROWS = {  # file -> (folder under ComfyUI/models/, where to get it)
-    "musetalkV15/unet.pth": ("lipsync/", MUSETALK),
-    "musetalk/pytorch_model.bin": ("lipsync/", MUSETALK + " (`musetalk.json` beside it is optional)"),
-    "whisper-tiny/": ("audio_encoders/", "[openai/whisper-tiny](https://huggingface.co/openai/whisper-tiny): "
-                                         "`config.json` + `model.safetensors`"),
-    "tiny.pt": ("audio_encoders/", "OpenAI Whisper tiny (the `tiny.pt` of openai/whisper)"),
-    VAE_FILE: ("vae/", "[stabilityai/sd-vae-ft-mse-original]"
-                       "(https://huggingface.co/stabilityai/sd-vae-ft-mse-original)"),
-    "buffalo_l/": ("insightface/models/", "insightface's `buffalo_l.zip`, unpacked (non-commercial licence)"),
-    "syncnet_v2.model": ("syncnet/", "[joonson/syncnet_python](https://github.com/joonson/syncnet_python): "
-                                     "`download_model.sh` names it"),
-    "vgg19-dcbb9e9d.pth": ("vgg/", "[torchvision's VGG19](https://download.pytorch.org/models/vgg19-dcbb9e9d.pth) "
-                                   "(the perceptual loss)"),
-    "lipsync_expert.pth": ("syncnet/", "[Rudrabha/Wav2Lip](https://github.com/Rudrabha/Wav2Lip)'s Expert "
-                                       "Discriminator (the sync loss; non-commercial licence)"),
-}
-ADAPTER_ROW = ("unavglip/", "none published: train one, or the authors' `checkpoint-N` folder, or a file made with "
-                            "`unavglip convert-adapter`")
+
+
+def model_row(file_name: str) -> tuple[str, str]:
+    """(folder under ComfyUI/models/, where to get it) of a file a workflow names, from the table of model files."""
+    for entry in MODEL_FILES:
+        if file_name in entry.files or file_name in entry.downloads:
+            return f"{entry.folder}/", entry.source
+        if f"models/{file_name}" in entry.files:  # insightface reads packs from <root>/models/<pack>/
+            return f"{entry.folder}/models/", entry.source
+    if file_name.startswith("checkpoint-"):  # identity adapters have no fixed name
+        adapter = model_file("identity adapter")
+        return f"{adapter.folder}/", adapter.source
+    raise ValueError(f"{file_name} is not in modules/files/model_files.py")
 
 
 def note_text(title: str, steps: list[str], how: str, files: list[str]) -> str:
     """The Markdown note of a workflow: what to do, what it does, and a table of the model files."""
     rows = []
     for name in files:
-        folder, source = MODEL_ROWS.get(name, ADAPTER_ROW)
+        folder, source = model_row(name)
         rows.append(f"| `{name}` | `{folder}` | {source} |")
     return "\n".join([
         f"## {title}", "",
