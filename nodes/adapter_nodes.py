@@ -19,8 +19,8 @@ from ..modules.identity.identity_embeddings import (
     write_embedding_file,
 )
 from .comfy_runtime import logger
-from .loader_nodes import WEIGHT_DTYPES, choose_dtype
-from .model_folders import ADAPTER_FOLDER, full_path, weight_files
+from .lipsync_model_nodes import WEIGHT_DTYPES, choose_dtype
+from .model_folders import ADAPTER_FOLDER, file_input, full_path
 from .model_handles import (
     ADAPTER_TYPE,
     IDENTITY_TYPE,
@@ -51,7 +51,7 @@ class IDAdapterLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "adapter_name": (weight_files(ADAPTER_FOLDER), {"tooltip": "A file in ComfyUI/models/unavglip."}),
+                "adapter_name": file_input(ADAPTER_FOLDER, "A file in ComfyUI/models/unavglip."),
                 "weight_dtype": (WEIGHT_DTYPES, {"default": "auto",
                                  "tooltip": "auto: fp16/bf16 on a GPU that supports it, fp32 on CPU."}),
             }
@@ -78,7 +78,7 @@ def embedding_files() -> list[str]:
     return [NO_FILE] + sorted(found)
 
 
-class IdentityPerceiver:
+class IdentityPerceiverNode:
     DESCRIPTION = (
         "Turns a person's face into identity tokens for ID-CrossAttn: ArcFace embeddings (L2-normalised, as the "
         "authors' inference) of the reference images, or a saved embedding file ([n, 512] .npy/.safetensors from "

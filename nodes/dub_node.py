@@ -18,6 +18,7 @@ from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
 from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path
 from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling
+from .video_files import encode_video, untrimmed_source
 
 WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
 
@@ -84,20 +85,11 @@ class DubVideo:
 def video_file(video, stem: str) -> tuple[str, bool]:
     """A file holding the VIDEO's frames: its own file when it is an untrimmed file on disk (no copy), else a
     temporary one (a BytesIO upload is written out; a trimmed or generated video is encoded) -> (path, temporary)."""
-    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
-    trimmed = any(getattr(video, f"_VideoFromFile__{name}", 0) for name in ("start_time", "duration"))
-    if isinstance(source, str) and os.path.isfile(source) and not trimmed:
+    source = untrimmed_source(video)
+    if isinstance(source, str) and os.path.isfile(source):
         return source, False
-    if isinstance(source, io.BytesIO) and not trimmed:
+    if isinstance(source, io.BytesIO):
         with open(stem + ".bin", "wb") as handle:
             handle.write(source.getbuffer())
         return stem + ".bin", True
-    from comfy_api.latest import Types
-
-    try:
-        video.save_to(stem + ".mp4", format=Types.VideoContainer.MP4)
-    except BaseException:
-        if os.path.exists(stem + ".mp4"):
-            os.remove(stem + ".mp4")
-        raise
-    return stem + ".mp4", True
+    return encode_video(video, stem + ".mp4"), True

@@ -18,9 +18,10 @@ from ..modules.evaluation.dub_scores import to_json
 from ..modules.evaluation.scoring import score_frames
 from ..modules.evaluation.syncnet import load_syncnet
 from ..modules.identity.identity_embeddings import embeddings_from_images
+from ..modules.video.frame_format import uint8_frames
 from .comfy_runtime import comfy_runtime, logger
 from .face_nodes import check_analysis
-from .model_folders import SYNCNET_FOLDER, full_path, weight_files
+from .model_folders import SYNCNET_FOLDER, file_input, full_path
 from .model_handles import load_to_device, wrap_module
 
 SYNCNET_TYPE = "UNAVGLIP_SYNCNET"  # a ModelPatcher around modules.evaluation.syncnet.SyncNet
@@ -45,7 +46,7 @@ def optional_inputs() -> dict:
 def frames_uint8(images: torch.Tensor, what: str) -> np.ndarray:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
         raise FrameInputError(f"{what} must be an IMAGE batch [N, H, W, 3].")
-    return (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return uint8_frames(images)
 
 
 def score_version(generated, fps, node_id, original=None, audio=None, face_analysis=None, syncnet=None,
@@ -94,8 +95,7 @@ class SyncNetLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"syncnet_name": (weight_files(SYNCNET_FOLDER),
-                                              {"tooltip": "A file in ComfyUI/models/syncnet."})}}
+        return {"required": {"syncnet_name": file_input(SYNCNET_FOLDER, "A file in ComfyUI/models/syncnet.")}}
 
     def load(self, syncnet_name):
         return (wrap_module(load_syncnet(full_path(SYNCNET_FOLDER, syncnet_name))),)

@@ -1,16 +1,16 @@
 """Loaders for the frozen networks of the training losses: VGG19 (perceptual), Wav2Lip's expert (sync) and the
 user's ArcFace ONNX run by torch (identity). Each output is a ModelPatcher around the torch module."""
 
+import os
+
+from ..modules.errors import ModelFileError
 from ..modules.training.arcface_loss import ArcFaceForLoss
 from ..modules.training.vgg_features import FILE_NAME as VGG_FILE
 from ..modules.training.vgg_features import load_vgg_features
 from ..modules.training.wav2lip_syncnet import FILE_NAME as EXPERT_FILE
 from ..modules.training.wav2lip_syncnet import load_lipsync_expert
-import os
-
-from ..modules.errors import ModelFileError
 from .face_nodes import installed_packs, pack_root
-from .model_folders import SYNCNET_FOLDER, VGG_FOLDER, full_path, weight_files
+from .model_folders import SYNCNET_FOLDER, VGG_FOLDER, file_input, full_path, preferred_first
 from .model_handles import wrap_module
 
 VGG_TYPE = "UNAVGLIP_VGG"
@@ -18,11 +18,6 @@ SYNC_EXPERT_TYPE = "UNAVGLIP_SYNC_EXPERT"
 ARCFACE_LOSS_TYPE = "UNAVGLIP_ARCFACE_LOSS"
 CATEGORY = "UnAvgLip/training"
 RECOGNITION_NAMES = ("w600k_r50", "glintr100")  # buffalo_l's and antelopev2's ArcFace models
-
-
-def _first(names: list[str], preferred: str) -> list[str]:
-    """The list with the conventional file first, so the widget's default is the right one."""
-    return sorted(names, key=lambda name: (preferred not in name, name))
 
 
 class VGGLoader:
@@ -34,8 +29,7 @@ class VGGLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vgg_name": (_first(weight_files(VGG_FOLDER), "vgg19"),
-                                          {"tooltip": f"{VGG_FILE} in ComfyUI/models/vgg."})}}
+        return {"required": {"vgg_name": file_input(VGG_FOLDER, f"{VGG_FILE} in ComfyUI/models/vgg.", "vgg19")}}
 
     def load(self, vgg_name):
         return (wrap_module(load_vgg_features(full_path(VGG_FOLDER, vgg_name))),)
@@ -51,9 +45,9 @@ class SyncExpertLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        names = [name for name in weight_files(SYNCNET_FOLDER) if not name.endswith(".model")]  # .model: scoring
-        return {"required": {"expert_name": (_first(names, "lipsync_expert"),
-                                             {"tooltip": f"{EXPERT_FILE} in ComfyUI/models/syncnet."})}}
+        not_scoring = lambda name: not name.endswith(".model")  # noqa: E731  (SyncNet's file, for the scores)
+        return {"required": {"expert_name": file_input(SYNCNET_FOLDER, f"{EXPERT_FILE} in ComfyUI/models/syncnet.",
+                                                       "lipsync_expert", keep=not_scoring)}}
 
     def load(self, expert_name):
         return (wrap_module(load_lipsync_expert(full_path(SYNCNET_FOLDER, expert_name))),)
@@ -70,7 +64,7 @@ class ArcFaceLossLoader:
     @classmethod
     def INPUT_TYPES(cls):
         packs = installed_packs() or ["buffalo_l"]
-        return {"required": {"pack": (_first(packs, "buffalo_l"), {
+        return {"required": {"pack": (preferred_first(packs, "buffalo_l"), {
             "tooltip": "The insightface pack (ComfyUI/models/insightface/models/<pack>/) whose ArcFace model "
                        "made the training data's embeddings: buffalo_l, as inference uses."})}}
 

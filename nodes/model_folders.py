@@ -44,6 +44,17 @@ def weight_files(folder_name: str) -> list[str]:
             if os.path.splitext(name)[1].lower() in extensions]
 
 
+def file_input(folder_name: str, tooltip: str, preferred: str = "", keep=None) -> tuple:
+    """A loader's combo of the folder's weight files (those `keep` accepts), the conventional one first so that it is
+    the widget's default."""
+    names = [name for name in weight_files(folder_name) if keep is None or keep(name)]
+    return preferred_first(names, preferred), {"tooltip": tooltip}
+
+
+def preferred_first(names: list[str], preferred: str) -> list[str]:
+    return sorted(names, key=lambda name: (preferred not in name, name)) if preferred else names
+
+
 def hf_model_folders(folder_name: str) -> list[str]:
     """Sub-folders holding a HF model (config.json + weights), listed as 'name/'."""
     found = []

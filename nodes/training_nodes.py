@@ -31,6 +31,7 @@ from .face_nodes import INSIGHTFACE_TYPE, check_analysis
 from .loss_model_nodes import ARCFACE_LOSS_TYPE, CATEGORY, SYNC_EXPERT_TYPE, VGG_TYPE
 from .model_folders import trained_adapters_folder
 from .model_handles import ADAPTER_TYPE, MODEL_TYPE, WHISPER_TYPE, AdapterHandle, load_to_device, wrap_module
+from .video_files import encode_video, untrimmed_source
 
 DATA_TYPE = "UNAVGLIP_TRAINING_DATA"
 DATA_FOLDER = "unavglip_training_data"  # under ComfyUI's output folder
@@ -122,8 +123,8 @@ class PrepareTrainingData:
 
 def _video_path(video, sources: str) -> str:
     """The VIDEO's file; an upload held in memory is kept under the dataset, named by its content (so the same
-    upload is the same clip next time)."""
-    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    upload is the same clip next time); a trimmed or generated video is encoded there."""
+    source = untrimmed_source(video)
     if isinstance(source, str) and os.path.isfile(source):
         return source
     os.makedirs(sources, exist_ok=True)
@@ -134,11 +135,7 @@ def _video_path(video, sources: str) -> str:
             with open(path, "wb") as handle:
                 handle.write(content)
         return path
-    from comfy_api.latest import Types
-
-    path = os.path.join(sources, "video.mp4")
-    video.save_to(path, format=Types.VideoContainer.MP4)
-    return path
+    return encode_video(video, os.path.join(sources, "video.mp4"))
 
 
 ZERO_MEANS_PRESET = "0: the preset's value."

@@ -149,7 +149,7 @@ def test_saved_identity_is_listed_and_gives_the_same_tokens(comfy, standins, nod
     assert os.path.isfile(path)
     listed = "unavglip_identities/Jane_Doe.safetensors [output]"
     assert listed in adapter_nodes.embedding_files()
-    options = adapter_nodes.IdentityPerceiver.INPUT_TYPES()["required"]["embedding_file"]
+    options = adapter_nodes.IdentityPerceiverNode.INPUT_TYPES()["required"]["embedding_file"]
     assert options[0][0] == "none" and listed in options[0] and options[1]["default"] == "none"
 
     loaded = perceive(node, adapters[FIRST], embedding_file=listed)  # no images, no face analysis needed

@@ -75,9 +75,9 @@ def our_node_ids() -> set[str]:
     """Node ids registered in nodes/__init__.py, read without importing ComfyUI."""
     tree = ast.parse(open(os.path.join(ROOT, "nodes", "__init__.py"), encoding="utf-8").read())
     for statement in tree.body:
-        if isinstance(statement, ast.Assign) and statement.targets[0].id == "NODE_CLASS_MAPPINGS":
-            return {key.value for key in statement.value.keys}
-    raise AssertionError("NODE_CLASS_MAPPINGS not found")
+        if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", None) == "NODES":
+            return {row.elts[0].value for row in statement.value.elts}
+    raise AssertionError("NODES not found")
 
 
 def is_widget(spec: list) -> bool:

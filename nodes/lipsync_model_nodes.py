@@ -1,4 +1,4 @@
-"""Loader nodes for the MuseTalk UNet and the Whisper-tiny audio encoder."""
+"""The lip-sync model loaders: the MuseTalk UNet and the Whisper-tiny audio encoder it listens with."""
 
 import logging
 
@@ -8,7 +8,7 @@ import torch
 from ..modules.audio.whisper_encoder import load_whisper_encoder
 from ..modules.musetalk.musetalk_unet import VERSIONS, load_lipsync_unet
 from ..modules.precision import DTYPE_NAMES, DTYPES, usable_dtype
-from .model_folders import AUDIO_ENCODER_FOLDER, LIPSYNC_FOLDER, full_path, hf_model_folders, weight_files
+from .model_folders import AUDIO_ENCODER_FOLDER, LIPSYNC_FOLDER, file_input, full_path, hf_model_folders, weight_files
 from .model_handles import MODEL_TYPE, WHISPER_TYPE, LipSyncModel, WhisperHandle, wrap_module
 
 WEIGHT_DTYPES = DTYPE_NAMES
@@ -40,7 +40,7 @@ class LipSyncModelLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "unet_name": (weight_files(LIPSYNC_FOLDER), {"tooltip": "A file in ComfyUI/models/lipsync."}),
+                "unet_name": file_input(LIPSYNC_FOLDER, "A file in ComfyUI/models/lipsync."),
                 "version": (("auto",) + VERSIONS, {"default": "auto",
                             "tooltip": "v1.0 and v1.5 need different audio features; 'auto' reads the file name."}),
                 "weight_dtype": (WEIGHT_DTYPES, {"default": "auto",
