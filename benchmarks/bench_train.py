@@ -33,14 +33,14 @@ def one_setting(args) -> dict:
     from modules.demo.random_models import TINY_UNET_CONFIG, random_vae, randomize
     from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet
     from modules.runtime import Runtime
-    from modules.training.arcface_loss import ArcFaceForLoss
-    from modules.training.dataset_files import open_training_data, write_clip, write_manifest
+    from modules.loss_networks.arcface_loss import ArcFaceForLoss
+    from modules.training_data.dataset_files import open_training_data, write_clip, write_manifest
     from modules.training.losses import LossWeights
     from modules.training.presets import TrainSettings
     from modules.training.trainer import TrainModels, train_adapter
     from modules.training.training_step import LossModels, TrainingVAE
-    from modules.training.vgg_features import load_vgg_features
-    from modules.training.wav2lip_syncnet import load_lipsync_expert
+    from modules.loss_networks.vgg_features import load_vgg_features
+    from modules.loss_networks.wav2lip_syncnet import load_lipsync_expert
     from diffusers import UNet2DConditionModel
 
     device = torch.device(args.device)

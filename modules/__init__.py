@@ -20,7 +20,9 @@ LAYERS = (
     "lipsync",  # single-step inference (with an identity), frame plan, the crops + speech pipeline
     "dub",  # a whole video file dubbed in bounded memory
     "evaluation",  # metrics of a dub: identity, sharpness, lip sync (SyncNet), mouth motion; plots
-    "training",  # training identity adapters: data, loss networks, step, loop, checkpoints; uses evaluation
+    "loss_networks",  # frozen networks the training losses use: VGG19, Wav2Lip's sync expert, ArcFace from ONNX
+    "training_data",  # training data made from videos: preparation, the folder, batches
+    "training",  # training identity adapters: step, loop, checkpoints, presets, commands; uses evaluation
     "demo",  # the made-up clip and the random-weight model writers
     "cli",  # the `unavglip` command
 )

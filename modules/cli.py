@@ -11,7 +11,7 @@
   unavglip convert-adapter CHECKPOINT OUT.safetensors [--base-unet FILE]
       Keeps only the adapter weights of an UnAvgLip checkpoint and writes them, named by layer, with metadata.
   unavglip prepare-data VIDEOS... --out DIR --models-dir M   /   unavglip train-adapter --data DIR ... --out DIR
-      Make an identity adapter: see training/command_line.py.
+      Make an identity adapter: see training/training_commands.py.
 """
 
 import argparse
@@ -32,7 +32,7 @@ from .files.model_files import REQUIRED, describe_model_files, find_model_files
 from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .precision import DTYPE_NAMES, compute_dtype
-from .training.command_line import add_training_commands
+from .training.training_commands import add_training_commands
 
 
 def peak_ram_mb() -> float:

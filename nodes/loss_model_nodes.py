@@ -4,11 +4,11 @@ user's ArcFace ONNX run by torch (identity). Each output is a ModelPatcher aroun
 import os
 
 from ..modules.errors import ModelFileError
-from ..modules.training.arcface_loss import ArcFaceForLoss
-from ..modules.training.vgg_features import FILE_NAME as VGG_FILE
-from ..modules.training.vgg_features import load_vgg_features
-from ..modules.training.wav2lip_syncnet import FILE_NAME as EXPERT_FILE
-from ..modules.training.wav2lip_syncnet import load_lipsync_expert
+from ..modules.loss_networks.arcface_loss import ArcFaceForLoss
+from ..modules.loss_networks.vgg_features import FILE_NAME as VGG_FILE
+from ..modules.loss_networks.vgg_features import load_vgg_features
+from ..modules.loss_networks.wav2lip_syncnet import FILE_NAME as EXPERT_FILE
+from ..modules.loss_networks.wav2lip_syncnet import load_lipsync_expert
 from .face_nodes import installed_packs, pack_root
 from .model_folders import SYNCNET_FOLDER, VGG_FOLDER, file_input, full_path, preferred_first
 from .model_handles import wrap_module

@@ -18,10 +18,10 @@ import torch
 from ..modules.errors import SettingError
 from ..modules.musetalk.musetalk_unet import LipSyncUNet
 from ..modules.training.checkpoints import LATEST
-from ..modules.training.dataset_files import open_training_data
+from ..modules.training_data.dataset_files import open_training_data
 from ..modules.training.loss_plot import plot_losses
 from ..modules.training.losses import LossWeights
-from ..modules.training.prepare_data import PrepareSettings, find_videos, prepare_dataset
+from ..modules.training_data.prepare_data import PrepareSettings, find_videos, prepare_dataset
 from ..modules.training.presets import PRESETS, preset
 from ..modules.training.trainer import TrainModels, train_adapter
 from ..modules.training.training_step import LossModels

@@ -12,8 +12,8 @@ from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_ex
 from modules.demo.random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
 from modules.errors import FrameInputError, SettingError
 from modules.runtime import Runtime
-from modules.training.dataset_files import open_training_data
-from modules.training.prepare_data import PrepareSettings, prepare_dataset
+from modules.training_data.dataset_files import open_training_data
+from modules.training_data.prepare_data import PrepareSettings, prepare_dataset
 from training_fixtures import FACELESS, face_video
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface

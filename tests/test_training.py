@@ -19,16 +19,16 @@ from modules.musetalk.musetalk_unet import load_lipsync_unet
 from modules.musetalk.vae_codec import DiffusersVAECodec
 from modules.runtime import Runtime
 from modules.training import checkpoints, trainer
-from modules.training.arcface_loss import ArcFaceForLoss
+from modules.loss_networks.arcface_loss import ArcFaceForLoss
 from modules.training.checkpoints import CheckpointError
-from modules.training.dataset_files import open_training_data
+from modules.training_data.dataset_files import open_training_data
 from modules.training.losses import LossWeights
 from modules.training.presets import TrainSettings
-from modules.training.samples import SampleDrawer
+from modules.training_data.samples import SampleDrawer
 from modules.training.trainable_adapter import new_adapter, trainable_parameters
 from modules.training.training_step import LossModels, TrainingVAE, generate, step_losses
-from modules.training.vgg_features import load_vgg_features
-from modules.training.wav2lip_syncnet import load_lipsync_expert
+from modules.loss_networks.vgg_features import load_vgg_features
+from modules.loss_networks.wav2lip_syncnet import load_lipsync_expert
 from training_fixtures import write_people, write_tiny_bases
 
 QUIET = Runtime(log=lambda message: None)

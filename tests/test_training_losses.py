@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_expert, write_vgg19
 from modules.demo.random_models import write_syncnet
 from modules.errors import ModelFileError
-from modules.training import wav2lip_syncnet as w2l
-from modules.training.arcface_loss import ArcFaceForLoss, alignment_matrix, identity_loss, warp_affine
+from modules.loss_networks import wav2lip_syncnet as w2l
+from modules.loss_networks.arcface_loss import ArcFaceForLoss, alignment_matrix, identity_loss, warp_affine
 from modules.training.losses import l1, lower_half, perceptual_loss
-from modules.training.onnx_graph import OnnxGraph
-from modules.training.vgg_features import conv_indices, load_vgg_features
+from modules.loss_networks.onnx_graph import OnnxGraph
+from modules.loss_networks.vgg_features import conv_indices, load_vgg_features
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface
 

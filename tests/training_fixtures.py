@@ -6,7 +6,7 @@ import numpy as np
 
 from media_fixtures import write_video_with_audio
 from modules.demo.demo_media import speech_like_signal
-from modules.training.dataset_files import open_training_data, write_clip, write_manifest
+from modules.training_data.dataset_files import open_training_data, write_clip, write_manifest
 
 # Every person's upper face is the same grey; the lower half is the person's own colour, which neither the
 # masked input nor the audio (noise, the same statistics for everyone) can tell. Only the embedding says whose.

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelFileError
-from ..files.checkpoint_file import describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import describe_keys, read_weight_file, tensor_items
 
 SAMPLE_RATE = 16000
 MEL_FRAMES_PER_WINDOW = 3000  # 30 s at 100 Hz; the encoder's fixed input length

@@ -8,8 +8,8 @@ import os
 import torch
 from torch import nn
 
-from ..training.vgg_features import VGG19_LAYOUT
-from ..training.wav2lip_syncnet import LipSyncExpert
+from ..loss_networks.vgg_features import VGG19_LAYOUT
+from ..loss_networks.wav2lip_syncnet import LipSyncExpert
 from .random_models import randomize
 
 TINY_EXPERT_WIDTHS = {32: 4, 64: 8, 128: 8, 256: 16, 512: 16}

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ModelFileError
-from ..files.checkpoint_file import describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import describe_keys, read_weight_file, tensor_items
 
 EMBEDDING_DIM = 1024
 WHAT = "SyncNet"

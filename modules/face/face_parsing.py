@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import FrameInputError, ModelFileError
-from ..files.checkpoint_file import describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import describe_keys, read_weight_file, tensor_items
 
 N_CLASSES = 19
 PARSE_SIZE = 512

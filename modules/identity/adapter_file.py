@@ -13,7 +13,7 @@ import re
 import torch
 
 from ..errors import ModelFileError
-from ..files.checkpoint_file import SAFETENSORS_SUFFIXES, describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import SAFETENSORS_SUFFIXES, describe_keys, read_weight_file, tensor_items
 from .id_cross_attention import LayerAdapter
 from .identity_adapter import AdapterInfo, IdentityAdapter
 from .identity_perceiver import DIM_HEAD, load_perceiver, perceiver_config_from_state

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ModelFileError, SettingError
-from ..files.checkpoint_file import describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import describe_keys, read_weight_file, tensor_items
 
 VERSION_V10 = "v1.0"
 VERSION_V15 = "v1.5"

@@ -1,6 +1,6 @@
-"""Training UnAvgLip identity adapters (training.md): the dataset made from videos (`dataset_files`,
-`prepare_data`), the frozen networks the losses use (`vgg_features`, `wav2lip_syncnet`, `onnx_graph`,
-`arcface_loss`), the trainable adapter (`trainable_adapter`), samples (`samples`), the losses and one step
-(`losses`, `training_step`), checkpoints (`checkpoints`) and the loop (`trainer`, `presets`, `loss_plot`).
-It may import everything below it in `modules.LAYERS`, `evaluation` included (validation metrics).
+"""Training UnAvgLip identity adapters (training.md) on data from `training_data` with the losses of
+`loss_networks`: the trainable adapter (`trainable_adapter`), the losses and one step (`losses`, `training_step`),
+checkpoints and resume (`checkpoints`), the loop and its presets (`trainer`, `presets`), the loss plot
+(`loss_plot`) and the `prepare-data` / `train-adapter` commands (`training_commands`). It may import everything below
+it in `modules.LAYERS`, `evaluation` included (validation metrics).
 """

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import SettingError, UnAvgLipError
 from ..identity.adapter_file import save_identity_adapter
-from .dataset_files import read_json, write_json_atomically
+from ..files.json_files import read_json, write_json_atomically
 
 LATEST = "latest.json"
 PARTIAL = ".partial"

@@ -21,10 +21,10 @@ from ..identity.identity_adapter import IdentityAdapter
 from ..musetalk.musetalk_unet import LipSyncUNet
 from ..runtime import Runtime
 from .checkpoints import check_compatible, load_resume_state, save_checkpoint
-from .dataset_files import TrainingData
+from ..training_data.dataset_files import TrainingData
 from .losses import lower_half
 from .presets import TrainSettings
-from .samples import SampleDrawer
+from ..training_data.samples import SampleDrawer
 from .trainable_adapter import new_adapter, trainable_parameters
 from .training_step import LossModels, TrainingVAE, adapted, generate, needs_pixels, predict, step_losses
 

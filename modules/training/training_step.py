@@ -15,10 +15,10 @@ from ..identity.id_cross_attention import installed, merged_weights
 from ..identity.identity_adapter import IdentityAdapter
 from ..lipsync.lipsync_inference import lower_half_blanked
 from ..musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec
-from .arcface_loss import identity_loss
+from ..loss_networks.arcface_loss import identity_loss
 from .losses import LossWeights, l1, lower_half, perceptual_loss
-from .samples import Batch
-from .wav2lip_syncnet import SYNC_FRAMES, sync_loss
+from ..training_data.samples import Batch
+from ..loss_networks.wav2lip_syncnet import SYNC_FRAMES, sync_loss
 
 
 class TrainingVAE:

@@ -19,28 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SettingError
+from ..files.json_files import read_json, write_json_atomically
 
 DATA_FORMAT = "unavglip-training-data"
 DATA_VERSION = 1
 MANIFEST = "manifest.json"
 CLIP_FILE = "clip.json"
-
-
-def write_json_atomically(path: str, content: dict) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
-def read_json(path: str) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def clip_name(video_path: str) -> str:

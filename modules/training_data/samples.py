@@ -17,7 +17,7 @@ import torch
 from ..audio.whisper_features import AudioFeatures, frame_features
 from ..errors import SettingError
 from .dataset_files import Clip, TrainingData
-from .wav2lip_syncnet import mel_window
+from ..loss_networks.wav2lip_syncnet import mel_window
 
 REFERENCE_GAP = 5
 

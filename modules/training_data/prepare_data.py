@@ -27,11 +27,11 @@ from ..face.face_analysis import choose_face, detect_faces
 from ..face.face_crop import cut_crops, plan_crops
 from ..face.face_track import track_video
 from ..runtime import Runtime
+from ..files.json_files import read_json, write_json_atomically
+from ..loss_networks.arcface_loss import alignment_matrix
+from ..loss_networks.wav2lip_syncnet import wav2lip_mel
 from ..video.video_io import iter_frame_chunks, probe_video
-from .arcface_loss import alignment_matrix
-from .dataset_files import (CLIP_FILE, MANIFEST, clip_name, held_out_count, open_training_data, read_json,
-                            write_json_atomically, write_manifest)
-from .wav2lip_syncnet import wav2lip_mel
+from .dataset_files import CLIP_FILE, MANIFEST, clip_name, held_out_count, open_training_data, write_manifest
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 MIN_USABLE_FRAMES = 25  # 1 s at 25 fps: a 5-frame window, a reference more than 5 frames away, and a held-out part

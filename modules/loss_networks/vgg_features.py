@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelFileError
-from ..files.checkpoint_file import describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import describe_keys, read_weight_file, tensor_items
 
 WHAT = "VGG19 (torchvision)"
 FILE_NAME = "vgg19-dcbb9e9d.pth"

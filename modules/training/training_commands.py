@@ -80,7 +80,7 @@ def run_prepare_data(args) -> int:
     from ..audio.whisper_encoder import load_whisper_encoder
     from ..face.face_analysis import load_face_analysis
     from ..runtime import Runtime
-    from .prepare_data import PrepareSettings, prepare_dataset
+    from ..training_data.prepare_data import PrepareSettings, prepare_dataset
 
     found = find_model_files(args.models_dir)
     _required(found, ["audio encoder", "face analysis"], args.models_dir)
@@ -104,14 +104,14 @@ def run_train_adapter(args) -> int:
     from ..musetalk.musetalk_unet import load_lipsync_unet
     from ..musetalk.vae_codec import load_diffusers_vae
     from ..runtime import Runtime
-    from .arcface_loss import ArcFaceForLoss
-    from .dataset_files import open_training_data
+    from ..loss_networks.arcface_loss import ArcFaceForLoss
+    from ..training_data.dataset_files import open_training_data
     from .loss_plot import plot_losses
     from .presets import preset
     from .trainer import TrainModels, train_adapter
     from .training_step import LossModels, TrainingVAE
-    from .vgg_features import load_vgg_features
-    from .wav2lip_syncnet import load_lipsync_expert
+    from ..loss_networks.vgg_features import load_vgg_features
+    from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
 
     found = find_model_files(args.models_dir)
     unet_key = f"MuseTalk {args.base}"
