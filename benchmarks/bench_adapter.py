@@ -20,7 +20,7 @@ from bench_core import DTYPES, build_models, device_name, summarise, time_calls 
 from modules.demo.random_models import unavglip_checkpoint_state  # noqa: E402
 from modules.identity.adapter_file import load_identity_adapter  # noqa: E402
 from modules.identity.identity_patch import IdentityPatch  # noqa: E402
-from modules.lipsync.lipsync_inference import generate_mouths, predict_latents  # noqa: E402
+from modules.families.musetalk_inference import generate_mouths, predict_latents  # noqa: E402
 
 
 def full_size_adapter(unet, device, dtype):

@@ -4,7 +4,7 @@ Stages timed per frame (crops are 256x256, latents 32x32):
   vae_encode_x2  the two VAE encodes per frame (lower half blanked + reference), DiffusersVAECodec.encode
   unet_step      one MuseTalk UNet pass, 8-channel latents and [B, 50, 384] audio tokens (predict_latents)
   vae_decode     DiffusersVAECodec.decode of [B, 4, 32, 32] latents
-  core           modules.lipsync.lipsync_inference.generate_mouths: encode x2 + UNet + decode, CPU crops in, CPU crops out
+  core           modules.families.musetalk_inference.generate_mouths: encode x2 + UNet + decode, CPU crops in, CPU crops out
   whisper        modules.audio.whisper_features.encode_audio on --audio-seconds of audio (per 25 fps video frame;
                  the ms per second of audio is printed below the table)
 
@@ -33,12 +33,8 @@ from modules.audio import whisper_features  # noqa: E402
 from modules.audio.audio_position import positional_encoding  # noqa: E402
 from modules.audio.whisper_encoder import SAMPLE_RATE, WhisperEncoder, WhisperEncoderConfig  # noqa: E402
 from modules.compile_mode import COMPILE_MODES  # noqa: E402
-from modules.lipsync.lipsync_inference import (  # noqa: E402
-    compile_for_inference,
-    generate_mouths,
-    lower_half_blanked,
-    predict_latents,
-)
+from modules.families.musetalk_inference import compile_for_inference, generate_mouths, predict_latents  # noqa: E402
+from modules.musetalk.musetalk_input import lower_half_blanked  # noqa: E402
 from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG  # noqa: E402
 from modules.musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec  # noqa: E402
 from modules.precision import DTYPES  # noqa: E402

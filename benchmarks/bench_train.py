@@ -32,6 +32,7 @@ def one_setting(args) -> dict:
     from modules.demo.random_loss_models import write_lipsync_expert, write_vgg19
     from modules.demo.random_models import TINY_UNET_CONFIG, random_vae, randomize
     from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet
+    from modules.families.musetalk_family import MuseTalkFamily
     from modules.runtime import Runtime
     from modules.loss_networks.arcface_loss import ArcFaceForLoss
     from modules.training_data.dataset_files import open_training_data, write_clip, write_manifest
@@ -86,8 +87,8 @@ def one_setting(args) -> dict:
             times.append(time.perf_counter())
 
         started = time.perf_counter()
-        train_adapter(open_training_data(folder), TrainModels(LipSyncUNet(unet, "v1.0", "random"), TrainingVAE(vae),
-                                                              losses), settings, os.path.join(folder, "out"),
+        train_adapter(open_training_data(folder), TrainModels(MuseTalkFamily(LipSyncUNet(unet, "v1.0", "random")),
+                                                              TrainingVAE(vae), losses), settings, os.path.join(folder, "out"),
                       Runtime(device=device, log=lambda m: None), on_step=timed)
         timed_steps = np.diff([started] + times)[args.warmup:]
     seconds = float(np.median(timed_steps))

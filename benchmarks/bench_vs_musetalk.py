@@ -29,7 +29,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks.bench_core import build_models, parameter_count  # noqa: E402
-from modules.lipsync.lipsync_inference import generate_mouths  # noqa: E402
+from modules.families.musetalk_inference import generate_mouths  # noqa: E402
 
 CROP = 256
 

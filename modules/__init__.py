@@ -17,12 +17,14 @@ LAYERS = (
     "face",  # detection, geometry, smoothing, crops, masks, parsing, paste back
     "musetalk",  # the base networks: MuseTalk UNet, VAE codec
     "identity",  # the UnAvgLip identity adapter, its files and embeddings, the identity patch
-    "lipsync",  # single-step inference (with an identity), frame plan, the crops + speech pipeline
+    "lipsync",  # the seam a lip-sync model family implements, and what families share: frame plan, crop check, batches
     "dub",  # a whole video file dubbed in bounded memory
     "evaluation",  # metrics of a dub: identity, sharpness, lip sync (SyncNet), mouth motion; plots
     "loss_networks",  # frozen networks the training losses use: VGG19, Wav2Lip's sync expert, ArcFace from ONNX
     "training_data",  # training data made from videos: preparation, the folder, batches
-    "training",  # training identity adapters: step, loop, checkpoints, presets, commands; uses evaluation
+    "training",  # training identity adapters: step, loop, checkpoints, presets; the hook it needs; uses evaluation
+    "families",  # lip-sync model families behind the seam: MuseTalk (with an identity); Wav2Lip next
     "demo",  # the made-up clip and the random-weight model writers
+    "commands",  # what the `unavglip` subcommands run (prepare-data, train-adapter)
     "cli",  # the `unavglip` command
 )

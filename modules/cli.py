@@ -11,7 +11,7 @@
   unavglip convert-adapter CHECKPOINT OUT.safetensors [--base-unet FILE]
       Keeps only the adapter weights of an UnAvgLip checkpoint and writes them, named by layer, with metadata.
   unavglip prepare-data VIDEOS... --out DIR --models-dir M   /   unavglip train-adapter --data DIR ... --out DIR
-      Make an identity adapter: see training/training_commands.py.
+      Make an identity adapter: see commands/training_commands.py.
 """
 
 import argparse
@@ -32,7 +32,7 @@ from .files.model_files import REQUIRED, describe_model_files, find_model_files
 from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .precision import DTYPE_NAMES, compute_dtype
-from .training.training_commands import add_training_commands
+from .commands.training_commands import add_training_commands
 
 
 def peak_ram_mb() -> float:
@@ -97,6 +97,7 @@ def random_demo_models(folder: str, device, reduced: bool):
     from .audio.whisper_encoder import load_whisper_encoder
     from .demo.random_models import random_vae, tiny_vae, write_musetalk_unet, write_openai_whisper
     from .dub.dub_pipeline import DubModels
+    from .families.musetalk_family import MuseTalkFamily
     from .musetalk.musetalk_unet import MUSETALK_UNET_CONFIG, LipSyncUNet, load_lipsync_unet
     from .musetalk.vae_codec import DiffusersVAECodec
 
@@ -109,8 +110,8 @@ def random_demo_models(folder: str, device, reduced: bool):
         base = LipSyncUNet(UNet2DConditionModel(**MUSETALK_UNET_CONFIG).eval().requires_grad_(False), "v1.0", "random")
         vae = random_vae(full_size=True)
     base.unet.to(device)
-    return DubModels(base=base, codec=DiffusersVAECodec(vae.to(device)),
-                     encoder=load_whisper_encoder(whisper).to(device), face_analysis=None)
+    family = MuseTalkFamily(base, DiffusersVAECodec(vae.to(device)), load_whisper_encoder(whisper).to(device))
+    return DubModels(family=family, face_analysis=None)
 
 
 # ---- dub ----
@@ -164,7 +165,7 @@ def load_dub_models(found: dict, args, device):
     from .audio.whisper_encoder import load_whisper_encoder
     from .dub.dub_pipeline import DubModels
     from .face.face_analysis import load_face_analysis
-    from .lipsync.lipsync_inference import compile_for_inference
+    from .families.musetalk_family import MuseTalkFamily
     from .musetalk.musetalk_unet import load_lipsync_unet
     from .musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
@@ -188,11 +189,11 @@ def load_dub_models(found: dict, args, device):
     insightface_root = os.path.dirname(os.path.dirname(found["face analysis"]))
     analysis = load_face_analysis(insightface_root, os.path.basename(found["face analysis"]),
                                   "CUDA" if device.type == "cuda" else "CPU")
-    models = DubModels(base=base, codec=DiffusersVAECodec(vae), encoder=load_whisper_encoder(found["audio encoder"]).to(device),
-                       face_analysis=analysis, face_parser=face_parser)
+    family = MuseTalkFamily(base, DiffusersVAECodec(vae), load_whisper_encoder(found["audio encoder"]).to(device))
     if args.adapter:
-        models.identity = load_identity(args, analysis, device, dtype)
-    compile_for_inference(models.base.unet, models.codec, args.compile)
+        family.identity = load_identity(args, analysis, device, dtype)
+    family.compile(args.compile)
+    models = DubModels(family=family, face_analysis=analysis, face_parser=face_parser)
     return models
 
 

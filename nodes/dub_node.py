@@ -17,7 +17,7 @@ from ..modules.lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
 from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path
-from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling
+from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_family
 from .video_files import encode_video, untrimmed_source
 
 WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
@@ -61,9 +61,8 @@ class DubVideo:
         if paste_mode in PARSING_MODES:
             path = face_parser_path()
             parser = None if path is None else face_parser(path)  # None: dub_video says where the file goes
-        base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
-        models = DubModels(base=base, codec=ComfyVAECodec(vae), encoder=encoder, face_analysis=insightface,
-                           face_parser=parser, identity=identity)
+        family = load_family(lipsync_model, audio_encoder, ComfyVAECodec(vae))
+        models = DubModels(family=family, face_analysis=insightface, face_parser=parser)
         settings = DubSettings(length_policy=length_policy, batch_size=batch_size, memory_budget_mb=memory_budget_mb,
                                paste_mode=paste_mode)
         folder = os.path.join(folder_paths.get_temp_directory(), WORK_FOLDER)

@@ -82,11 +82,10 @@ class WhisperHandle:
     source: str
 
 
-def load_for_sampling(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle):
-    """Put the UNet, the Whisper encoder and any applied adapter on the device together.
-
-    -> (LipSyncUNet, encoder, IdentityPatch or None)
-    """
+def load_family(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle, codec):
+    """The lip-sync family to sample with, its UNet, Whisper encoder and any applied adapter put on the device
+    together. `codec`: the VAE as a LatentCodec."""
+    from ..modules.families.musetalk_family import MuseTalkFamily
     from ..modules.identity.identity_patch import IdentityPatch
     from ..modules.musetalk.musetalk_unet import LipSyncUNet
 
@@ -95,4 +94,4 @@ def load_for_sampling(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle)
     unet, encoder, *adapter = load_to_device(*patchers)
     base = LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source)
     identity = IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale) if applied else None
-    return base, encoder, identity
+    return MuseTalkFamily(base, codec, encoder, identity)

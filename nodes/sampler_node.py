@@ -6,7 +6,7 @@ from ..modules.lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from ..modules.lipsync.lipsync_pipeline import lipsync_crops
 from .comfy_runtime import comfy_runtime
 from .comfy_vae import ComfyVAECodec
-from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_for_sampling
+from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_family
 
 
 class LipSyncSampler:
@@ -44,10 +44,9 @@ class LipSyncSampler:
 
     def sample(self, lipsync_model, vae, audio_encoder, crops, audio, fps, batch_size, length_policy,
                reference_crop=None, unique_id=None):
-        base, encoder, identity = load_for_sampling(lipsync_model, audio_encoder)
+        family = load_family(lipsync_model, audio_encoder, ComfyVAECodec(vae))
         result = lipsync_crops(
-            base, ComfyVAECodec(vae), encoder, crops, audio["waveform"], audio["sample_rate"], fps,
-            batch_size=batch_size, length_policy=length_policy, reference_crop=reference_crop,
-            runtime=comfy_runtime(unique_id), identity=identity,
+            family, crops, audio["waveform"], audio["sample_rate"], fps, batch_size=batch_size,
+            length_policy=length_policy, reference_crop=reference_crop, runtime=comfy_runtime(unique_id),
         )
         return (result.crops.to(torch.float32),)

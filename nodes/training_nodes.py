@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..modules.errors import SettingError
+from ..modules.families.musetalk_family import MuseTalkFamily
 from ..modules.musetalk.musetalk_unet import LipSyncUNet
 from ..modules.training.checkpoints import LATEST
 from ..modules.training_data.dataset_files import open_training_data
@@ -227,7 +228,7 @@ class TrainIdentityAdapter:
                 if step % every == 0 or step == total:
                     runtime.log(f"UnAvgLip: step {step}/{total}, loss {terms['total']:.4f}")
 
-            result = train_adapter(data, TrainModels(base, comfy_training_vae(vae), losses), settings, out_dir,
+            result = train_adapter(data, TrainModels(MuseTalkFamily(base), comfy_training_vae(vae), losses), settings, out_dir,
                                    runtime, resume=resume, on_step=log_loss)
         curve = plot_losses(result.history, result.validation, os.path.join(out_dir, "loss_curve.png"))
         preview = result.preview if result.preview is not None else np.zeros((64, 64, 3), np.uint8)

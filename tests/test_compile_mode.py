@@ -89,7 +89,7 @@ def test_an_identity_patch_applied_per_chunk_compiles_once_and_matches_eager(tmp
     from modules.demo.random_models import unavglip_checkpoint_state
     from modules.identity.adapter_file import load_identity_adapter
     from modules.identity.identity_patch import IdentityPatch
-    from modules.lipsync.lipsync_inference import predict_latents
+    from modules.families.musetalk_inference import predict_latents
 
     unet, eager = tiny_unet(0), tiny_unet(0)
     torch.save(unavglip_checkpoint_state(unet, seed=3, include_unet=False), tmp_path / "adapter.bin")

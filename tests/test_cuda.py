@@ -12,7 +12,7 @@ import torch
 from modules.demo.random_models import micro_vae, tiny_unet, tiny_vae, unavglip_checkpoint_state
 from modules.identity.adapter_file import load_identity_adapter
 from modules.identity.identity_patch import IdentityPatch
-from modules.lipsync.lipsync_inference import generate_mouths
+from modules.families.musetalk_inference import generate_mouths
 from modules.musetalk.vae_codec import DiffusersVAECodec
 
 # UNAVGLIP_CUDA_TESTS_ON_CPU=1 runs these bodies on the CPU instead: the dry run of the device check, so no
@@ -86,6 +86,7 @@ def test_training_on_cuda_matches_the_cpu_with_checkpointing_on_off_and_auto(tmp
     """auto, the default, turns gradient checkpointing on with CUDA: it must train as off does (the backward
     recomputes the UNet's blocks with the adapter installed), and both as the CPU does (bf16 autocast)."""
     from modules.musetalk.musetalk_unet import LipSyncUNet
+    from modules.families.musetalk_family import MuseTalkFamily
     from modules.runtime import Runtime
     from modules.training.losses import LossWeights
     from modules.training.presets import TrainSettings
@@ -103,7 +104,7 @@ def test_training_on_cuda_matches_the_cpu_with_checkpointing_on_off_and_auto(tmp
             ("off", DEVICE.type, "off"))
     for name, device, checkpointing in runs:
         unet = tiny_unet(0).to(device).requires_grad_(False)
-        models = TrainModels(LipSyncUNet(unet, "v1.0", "tiny"), TrainingVAE(micro_vae().to(device)))
+        models = TrainModels(MuseTalkFamily(LipSyncUNet(unet, "v1.0", "tiny")), TrainingVAE(micro_vae().to(device)))
         results[name] = train_adapter(
             data, models, replace(settings, gradient_checkpointing=checkpointing),
             str(tmp_path / name), Runtime(device=torch.device(device), log=lambda m: None))
@@ -128,6 +129,7 @@ def test_dub_on_cuda_leaves_only_its_models_on_the_gpu(tmp_path):
     from modules.demo.demo_media import DrawnFaceTracker, face_frame, speech_like_signal
     from modules.dub.dub_pipeline import DubModels, DubSettings, dub_video
     from modules.musetalk.musetalk_unet import LipSyncUNet
+    from modules.families.musetalk_family import MuseTalkFamily
     from modules.audio.whisper_encoder import load_whisper_encoder
     from modules.demo.random_models import write_openai_whisper
     from modules.video.video_io import Mp4Writer
@@ -136,9 +138,9 @@ def test_dub_on_cuda_leaves_only_its_models_on_the_gpu(tmp_path):
     with Mp4Writer(clip, 320, 240, 25, log=lambda m: None) as writer:
         writer.write(np.stack([face_frame(i, 320, 240) for i in range(20)]))
     cuda = DEVICE
-    models = DubModels(LipSyncUNet(tiny_unet(0).to(cuda, torch.float16), "v1.0", "tiny"),
-                       DiffusersVAECodec(tiny_vae(0).to(cuda, torch.float16)),
-                       load_whisper_encoder(write_openai_whisper(str(tmp_path / "tiny.pt"))).to(cuda),
+    models = DubModels(MuseTalkFamily(LipSyncUNet(tiny_unet(0).to(cuda, torch.float16), "v1.0", "tiny"),
+                                      DiffusersVAECodec(tiny_vae(0).to(cuda, torch.float16)),
+                                      load_whisper_encoder(write_openai_whisper(str(tmp_path / "tiny.pt"))).to(cuda)),
                        DrawnFaceTracker())
     synchronise()
     held = allocated()

@@ -18,12 +18,13 @@ import pytest
 
 from modules.audio.audio_file import load_audio_file
 from modules.demo.demo_media import speech_like_signal
-from modules.demo.random_models import tiny_unet, tiny_vae, write_musetalk_unet, write_openai_whisper, write_unavglip_checkpoint
+from modules.demo.random_models import tiny_unet, write_unavglip_checkpoint
 from modules.dub import dub_pipeline as dp
 from modules.errors import AudioInputError, FrameInputError, SettingError
 from modules.video.video_io import Mp4Writer, probe_video, read_all_frames
 
 from media_fixtures import write_audio
+from model_fixtures import write_tiny_models
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,15 +49,8 @@ def write_speech(path, seconds, sample_rate=16000):
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    """A ComfyUI-style models folder with tiny random models in the published formats."""
-    pytest.importorskip("insightface")
-    from tests import insightface_standins as standins
-
     root = tmp_path_factory.mktemp("models")
-    write_musetalk_unet(str(root / "lipsync"), "v1.0")
-    write_openai_whisper(str(root / "audio_encoders" / "tiny.pt"))
-    tiny_vae().save_pretrained(str(root / "vae" / "sd-vae-ft-mse"))
-    standins.write_buffalo_l(str(root / "insightface"))
+    write_tiny_models(root)
     write_unavglip_checkpoint(str(root / "unavglip"), tiny_unet(0), seed=4)
     return root
 
@@ -66,12 +60,14 @@ def models(models_dir):
     from modules.audio.whisper_encoder import load_whisper_encoder
     from modules.face.face_analysis import load_face_analysis
     from modules.musetalk.musetalk_unet import load_lipsync_unet
+    from modules.families.musetalk_family import MuseTalkFamily
     from modules.musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
     return dp.DubModels(
-        base=load_lipsync_unet(str(models_dir / "lipsync" / "musetalk" / "pytorch_model.bin")),
-        codec=DiffusersVAECodec(load_diffusers_vae(str(models_dir / "vae" / "sd-vae-ft-mse"))),
-        encoder=load_whisper_encoder(str(models_dir / "audio_encoders" / "tiny.pt")),
+        family=MuseTalkFamily(
+            load_lipsync_unet(str(models_dir / "lipsync" / "musetalk" / "pytorch_model.bin")),
+            DiffusersVAECodec(load_diffusers_vae(str(models_dir / "vae" / "sd-vae-ft-mse"))),
+            load_whisper_encoder(str(models_dir / "audio_encoders" / "tiny.pt"))),
         face_analysis=load_face_analysis(str(models_dir / "insightface"), "buffalo_l", "CPU", 128),
     )
 
@@ -114,7 +110,7 @@ def test_only_the_faces_region_is_redrawn_with_the_pixels_of_whole_frames(models
     from modules.face.face_analysis import choose_face, detect_faces
     from modules.face.face_crop import cut_crops, plan_crops
     from modules.face.paste_back import paste_back, paste_region
-    from modules.lipsync.lipsync_inference import generate_mouths
+    from modules.families.musetalk_inference import generate_mouths
     from modules.lipsync.lipsync_pipeline import prepare_speech
     from modules.audio.whisper_features import frame_features
     from modules.runtime import Runtime
@@ -124,14 +120,14 @@ def test_only_the_faces_region_is_redrawn_with_the_pixels_of_whole_frames(models
     faces = [choose_face(detect_faces(models.face_analysis, frame, with_embedding=False)) for frame in frames]
     landmarks = [None if face is None else face["landmarks68"] for face in faces]
     plan = plan_crops(landmarks, 200, 320, GEOMETRY_V10, 0, 10, 25.0, 1.0, 16)
-    features, _ = prepare_speech(models.base, models.encoder, speech_like_signal(16000, 0.3), 16000, 25.0, 6,
+    features, _ = prepare_speech(models.family, speech_like_signal(16000, 0.3), 16000, 25.0, 6,
                                  "cut_to_shorter", lambda message: None)
     settings = dp.DubSettings(batch_size=4)
     got = dp._dub_chunk(frames, list(range(6)), 0, plan, features, 25.0, models, settings, Runtime())
 
     with_face = [0, 1, 2, 4, 5]
     whole = torch.from_numpy(frames).float().div_(255.0)
-    generated = generate_mouths(models.base.unet, models.codec, cut_crops(whole[with_face], plan.section(with_face)),
+    generated = generate_mouths(models.family.base.unet, models.family.codec, cut_crops(whole[with_face], plan.section(with_face)),
                                 lambda indices: frame_features(features, [with_face[i] for i in indices], 25.0),
                                 batch_size=4)
     pasted, _ = paste_back(whole, generated, plan)

@@ -28,7 +28,7 @@ from modules.identity.adapter_file import load_identity_adapter, save_identity_a
 from modules.identity.id_cross_attention import IDCrossAttnProcessor, installed, merged_weights
 from modules.identity.identity_patch import IdentityPatch, base_model_note
 from modules.identity.identity_perceiver import PerceiverConfig
-from modules.lipsync.lipsync_inference import predict_latents
+from modules.families.musetalk_inference import predict_latents
 from modules.musetalk.musetalk_unet import MUSETALK_UNET_CONFIG
 
 CROSS = "down_blocks.1.attentions.0.transformer_blocks.0.attn2"

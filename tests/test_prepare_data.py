@@ -9,11 +9,11 @@ import pytest
 from modules.cli import main as cli_main
 from modules.demo.demo_media import speech_like_signal
 from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_expert, write_vgg19
-from modules.demo.random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
 from modules.errors import FrameInputError, SettingError
 from modules.runtime import Runtime
 from modules.training_data.dataset_files import open_training_data
 from modules.training_data.prepare_data import PrepareSettings, prepare_dataset
+from model_fixtures import write_tiny_models
 from training_fixtures import FACELESS, face_video
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecations inside insightface
@@ -21,14 +21,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage depr
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    pytest.importorskip("insightface")
-    from tests import insightface_standins as standins
-
     root = tmp_path_factory.mktemp("models")
-    write_musetalk_unet(str(root / "lipsync"), "v1.0")
-    write_openai_whisper(str(root / "audio_encoders" / "tiny.pt"))
-    tiny_vae().save_pretrained(str(root / "vae" / "sd-vae-ft-mse"))
-    pack = standins.write_buffalo_l(str(root / "insightface"))
+    pack = write_tiny_models(root)
     write_arcface_onnx(os.path.join(pack, "w600k_r50.onnx"))  # an ArcFace ResNet: the identity loss can run it
     write_vgg19(str(root / "vgg" / "vgg19-dcbb9e9d.pth"))
     write_lipsync_expert(str(root / "syncnet" / "lipsync_expert.pth"))

@@ -9,8 +9,9 @@ from modules.audio.whisper_encoder import load_whisper_encoder
 from modules.audio.whisper_features import encode_audio, frame_features
 from modules.demo.random_models import tiny_vae, write_musetalk_unet, write_openai_whisper
 from modules.errors import AudioInputError, FrameInputError, SettingError
+from modules.families.musetalk_family import MuseTalkFamily
 from modules.lipsync.frame_timing import CUT_TO_SHORTER, LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS, plan_frames
-from modules.lipsync.lipsync_inference import generate_mouths
+from modules.families.musetalk_inference import generate_mouths
 from modules.lipsync.lipsync_pipeline import lipsync_crops
 from modules.musetalk.musetalk_unet import load_lipsync_unet
 from modules.musetalk.vae_codec import DiffusersVAECodec
@@ -78,7 +79,7 @@ def musetalk_by_hand(base, encoder, vae, crops: torch.Tensor, waveform: torch.Te
 def test_matches_hand_written_musetalk_pipeline(models):
     base, encoder, codec = models
     crops, waveform = face_crops(5), speech(0.2)
-    result = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=2)
+    result = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, waveform, 16000, FPS, batch_size=2)
     ours = (result.crops.numpy() * 255).round().astype(np.uint8)
     reference = musetalk_by_hand(base, encoder, codec.vae, crops, waveform)
     assert ours.shape == reference.shape == (5, 256, 256, 3)
@@ -88,8 +89,8 @@ def test_matches_hand_written_musetalk_pipeline(models):
 def test_shapes_range_and_determinism(models):
     base, encoder, codec = models
     crops, waveform = face_crops(3), speech(0.12)
-    first = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=2).crops
-    second = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=2).crops
+    first = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, waveform, 16000, FPS, batch_size=2).crops
+    second = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, waveform, 16000, FPS, batch_size=2).crops
     assert first.shape == (3, 256, 256, 3) and first.dtype == torch.float32
     assert first.min() >= 0 and first.max() <= 1 and first.std() > 0.01
     assert torch.equal(first, second)
@@ -98,8 +99,8 @@ def test_shapes_range_and_determinism(models):
 def test_batch_size_does_not_change_results(models):
     base, encoder, codec = models
     crops, waveform = face_crops(5), speech(0.2)
-    one = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=1).crops
-    five = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS, batch_size=5).crops
+    one = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, waveform, 16000, FPS, batch_size=1).crops
+    five = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, waveform, 16000, FPS, batch_size=5).crops
     # CPU kernels may sum in another order for another batch size: allow half an 8-bit level.
     torch.testing.assert_close(one, five, rtol=0, atol=0.5 / 255)
 
@@ -107,10 +108,10 @@ def test_batch_size_does_not_change_results(models):
 def test_audio_and_reference_change_the_output(models):
     base, encoder, codec = models
     crops = face_crops(2)
-    speaking = lipsync_crops(base, codec, encoder, crops, speech(0.08, seed=1), 16000, FPS).crops
-    other = lipsync_crops(base, codec, encoder, crops, speech(0.08, seed=1) * 0 + 0.3 * torch.randn(1, 1, 1280),
+    speaking = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, speech(0.08, seed=1), 16000, FPS).crops
+    other = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, speech(0.08, seed=1) * 0 + 0.3 * torch.randn(1, 1, 1280),
                           16000, FPS).crops
-    fixed = lipsync_crops(base, codec, encoder, crops, speech(0.08, seed=1), 16000, FPS,
+    fixed = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, speech(0.08, seed=1), 16000, FPS,
                           reference_crop=face_crops(1, seed=9)).crops
     assert (speaking - other).abs().max() > 1e-3
     assert (speaking - fixed).abs().max() > 1e-3
@@ -119,11 +120,11 @@ def test_audio_and_reference_change_the_output(models):
 def test_half_precisions_stay_close_to_fp32(models, tmp_path):
     base, encoder, codec = models
     crops, waveform = face_crops(2), speech(0.08)
-    reference = lipsync_crops(base, codec, encoder, crops, waveform, 16000, FPS).crops
+    reference = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, waveform, 16000, FPS).crops
     for dtype in (torch.bfloat16, torch.float16):
         half = load_lipsync_unet(base.source)
         half.unet.to(dtype)
-        result = lipsync_crops(half, codec, encoder, crops, waveform, 16000, FPS).crops
+        result = lipsync_crops(MuseTalkFamily(half, codec, encoder), crops, waveform, 16000, FPS).crops
         assert result.dtype == torch.float32
         assert (result - reference).abs().mean() < 0.02, dtype
 
@@ -154,36 +155,36 @@ def test_square_crops_of_other_sizes_are_resized_and_others_refused(models):
     base, encoder, codec = models
     messages = []
     big = torch.nn.functional.interpolate(face_crops(1).permute(0, 3, 1, 2), size=(320, 320)).permute(0, 2, 3, 1)
-    result = lipsync_crops(base, codec, encoder, big, speech(0.04), 16000, FPS,
+    result = lipsync_crops(MuseTalkFamily(base, codec, encoder), big, speech(0.04), 16000, FPS,
                            runtime=Runtime(log=messages.append))
     assert result.crops.shape == (1, 256, 256, 3)
     assert any("resizing 320x320 crops to 256x256" in message for message in messages)
     with pytest.raises(FrameInputError, match="square 256x256; got 256x200"):
-        lipsync_crops(base, codec, encoder, torch.rand(1, 200, 256, 3), speech(0.04), 16000, FPS)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), torch.rand(1, 200, 256, 3), speech(0.04), 16000, FPS)
     with pytest.raises(FrameInputError, match="empty"):
-        lipsync_crops(base, codec, encoder, torch.rand(0, 256, 256, 3), speech(0.04), 16000, FPS)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), torch.rand(0, 256, 256, 3), speech(0.04), 16000, FPS)
     with pytest.raises(FrameInputError, match="NaN"):
-        lipsync_crops(base, codec, encoder, torch.full((1, 256, 256, 3), float("nan")), speech(0.04), 16000, FPS)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), torch.full((1, 256, 256, 3), float("nan")), speech(0.04), 16000, FPS)
 
 
 @pytest.mark.parametrize("fps", [0.0, -1.0, float("nan")])
 def test_bad_fps(models, fps):
     base, encoder, codec = models
     with pytest.raises(SettingError, match="fps must be a positive number"):
-        lipsync_crops(base, codec, encoder, face_crops(1), speech(0.04), 16000, fps)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), face_crops(1), speech(0.04), 16000, fps)
 
 
 def test_bad_audio(models):
     base, encoder, codec = models
     crops = face_crops(1)
     with pytest.raises(AudioInputError, match="empty"):
-        lipsync_crops(base, codec, encoder, crops, torch.zeros(1, 1, 0), 16000, FPS)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, torch.zeros(1, 1, 0), 16000, FPS)
     with pytest.raises(AudioInputError, match="NaN or infinite"):
-        lipsync_crops(base, codec, encoder, crops, torch.full((1, 1, 800), float("nan")), 16000, FPS)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, torch.full((1, 1, 800), float("nan")), 16000, FPS)
     with pytest.raises(AudioInputError, match="sample rate"):
-        lipsync_crops(base, codec, encoder, crops, speech(0.04), 0, FPS)
+        lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, speech(0.04), 0, FPS)
     messages = []
-    silent = lipsync_crops(base, codec, encoder, crops, torch.zeros(1, 2, 640), 16000, FPS,
+    silent = lipsync_crops(MuseTalkFamily(base, codec, encoder), crops, torch.zeros(1, 2, 640), 16000, FPS,
                            runtime=Runtime(log=messages.append))
     assert silent.crops.shape == (1, 256, 256, 3)
     assert any("silent" in message for message in messages)
@@ -193,7 +194,7 @@ def test_stereo_44k_audio_is_mixed_and_resampled(models):
     base, encoder, codec = models
     t = torch.arange(4410) / 44100
     stereo = torch.stack([torch.sin(2 * np.pi * 220 * t), torch.sin(2 * np.pi * 330 * t)]).unsqueeze(0) * 0.3
-    result = lipsync_crops(base, codec, encoder, face_crops(2), stereo, 44100, FPS)
+    result = lipsync_crops(MuseTalkFamily(base, codec, encoder), face_crops(2), stereo, 44100, FPS)
     assert result.crops.shape == (2, 256, 256, 3)
 
 
@@ -214,11 +215,11 @@ def test_length_policies():
 def test_crops_longer_than_audio_pad_with_silence(models):
     base, encoder, codec = models
     messages = []
-    result = lipsync_crops(base, codec, encoder, face_crops(6), speech(0.08), 16000, FPS,
+    result = lipsync_crops(MuseTalkFamily(base, codec, encoder), face_crops(6), speech(0.08), 16000, FPS,
                            runtime=Runtime(log=messages.append))
     assert result.crops.shape[0] == 6
     assert any("padded with silence" in message for message in messages)
-    looped = lipsync_crops(base, codec, encoder, face_crops(2), speech(0.2), 16000, FPS, length_policy=LOOP_CROPS)
+    looped = lipsync_crops(MuseTalkFamily(base, codec, encoder), face_crops(2), speech(0.2), 16000, FPS, length_policy=LOOP_CROPS)
     assert looped.crops.shape[0] == 5 and looped.plan.crop_indices == [0, 1, 0, 1, 0]
 
 
@@ -262,7 +263,7 @@ def test_whisper_width_must_match_the_unet(models):
     base, encoder, _ = models
     narrow = replace(base, unet=tiny_unet(config=dict(TINY_UNET_CONFIG, cross_attention_dim=32)))
     with pytest.raises(SettingError, match="64-wide features but the lip-sync model expects 32.*Whisper tiny"):
-        prepare_speech(narrow, encoder, np.zeros((1, 16000), np.float32), 16000, FPS, 10, PAD_AUDIO)
+        prepare_speech(MuseTalkFamily(narrow, None, encoder), np.zeros((1, 16000), np.float32), 16000, FPS, 10, PAD_AUDIO)
 
 
 def overflowing_vae(codec, dtype):
@@ -330,13 +331,13 @@ def test_crops_in_range_pass_without_a_copy_and_others_are_clamped_or_refused():
     from modules.lipsync.crop_input import prepare_crops
 
     crops = torch.rand(3, 256, 256, 3)
-    assert prepare_crops(crops).data_ptr() == crops.data_ptr()  # the same memory, not a copy
+    assert prepare_crops(crops, 256, "MuseTalk").data_ptr() == crops.data_ptr()  # the same memory, not a copy
     outside = crops.clone()
     outside[0, 0, 0, 0], outside[2, 9, 9, 2] = 1.5, -0.25
-    clamped = prepare_crops(outside)
+    clamped = prepare_crops(outside, 256, "MuseTalk")
     assert float(clamped.max()) == 1.0 and float(clamped.min()) == 0.0 and float(outside[0, 0, 0, 0]) == 1.5
     for bad in (float("nan"), float("inf"), -float("inf")):
         broken = crops.clone()
         broken[1, 100, 100, 1] = bad
         with pytest.raises(FrameInputError, match="NaN or infinite"):
-            prepare_crops(broken)
+            prepare_crops(broken, 256, "MuseTalk")

@@ -12,13 +12,14 @@ import torch
 from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_expert, write_vgg19
 from modules.demo.random_models import micro_vae
 from modules.errors import SettingError
+from modules.families.musetalk_family import MuseTalkFamily
 from modules.identity.adapter_file import load_identity_adapter
 from modules.identity.identity_patch import IdentityPatch
-from modules.lipsync.lipsync_inference import generate_mouths
+from modules.families.musetalk_inference import generate_mouths
 from modules.musetalk.musetalk_unet import load_lipsync_unet
 from modules.musetalk.vae_codec import DiffusersVAECodec
 from modules.runtime import Runtime
-from modules.training import checkpoints, trainer
+from modules.training import checkpoints, trainer, training_target
 from modules.loss_networks.arcface_loss import ArcFaceForLoss
 from modules.training.checkpoints import CheckpointError
 from modules.training_data.dataset_files import open_training_data
@@ -86,7 +87,7 @@ def test_training_learns_what_only_the_identity_can_tell(bases, vae, people, tmp
     settings = TrainSettings(steps=200, learning_rate=1e-2, batch_size=3, frames=1, rank=4, train_lora=False,
                              checkpoint_every=1000, validate_every=1000, validation_batches=1, weights=LATENT_ONLY,
                              embedding_dropout=0.0)
-    result = trainer.train_adapter(data, trainer.TrainModels(base, vae), settings, str(tmp_path), QUIET)
+    result = trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(base), vae), settings, str(tmp_path), QUIET)
     own = mouth_error(base, vae, data, result.adapter, swap=False)
     other = mouth_error(base, vae, data, result.adapter, swap=True)
     print(f"\nlower-half latent error: untrained {before:.4f}, trained with own embedding {own:.4f}, "
@@ -135,7 +136,7 @@ def test_only_the_adapter_changes_and_every_trainable_parameter_gets_a_gradient(
     without = [name for name, p in adapter.named_parameters() if p.grad is None or not float(p.grad.abs().sum())]
     assert not without, without[:5]
     # The trainer with every loss on: the frozen networks are bit-identical afterwards, the adapter moved.
-    result = trainer.train_adapter(data, trainer.TrainModels(base, vae, models), quick(frames=5, weights=everything),
+    result = trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(base), vae, models), quick(frames=5, weights=everything),
                                    str(tmp_path / "run"), QUIET)
     assert result.active_losses == ["l1_latent", "l1_lower", "l1_full", "perceptual", "sync", "identity"]
     for name, module in (("unet", base.unet), ("vae", vae.vae), ("vgg", models.vgg), ("sync", models.sync_expert),
@@ -156,7 +157,7 @@ def _tensors(path):
 
 def test_resume_continues_bit_exactly_and_a_cancel_keeps_a_checkpoint(bases, vae, people, tmp_path):
     data, _ = people
-    models = trainer.TrainModels(bases["v1.0"], vae)
+    models = trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae)
     whole = trainer.train_adapter(data, models, quick(), str(tmp_path / "whole"), QUIET)
 
     calls = {"n": 0}
@@ -185,11 +186,11 @@ def test_resume_continues_bit_exactly_and_a_cancel_keeps_a_checkpoint(bases, vae
 def test_the_saved_adapter_gives_the_trained_outputs_through_the_loader_and_the_sampler(bases, vae, people, tmp_path):
     data, embeddings = people
     base = bases["v1.0"]
-    result = trainer.train_adapter(data, trainer.TrainModels(base, vae), quick(), str(tmp_path), QUIET)
+    result = trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(base), vae), quick(), str(tmp_path), QUIET)
     assert os.path.basename(result.adapter_path) == "unavglip_adapter_000004_steps.safetensors"
     loaded = load_identity_adapter(result.adapter_path)
     assert loaded.info.base_model == "MuseTalk v1.0" and loaded.info.extra["steps"] == "4"
-    assert loaded.info.extra["base_hash"] == trainer.unet_fingerprint(base.unet)
+    assert loaded.info.extra["base_hash"] == MuseTalkFamily(base).training_target().fingerprint()
     batch = SampleDrawer(data, 1, 1, 0.0, "validation").draw(np.random.default_rng(1), 2)
     with torch.no_grad():
         trained = generate(base.unet, vae, result.adapter, batch, 1.0)
@@ -216,7 +217,7 @@ def _first(batch):
 def test_without_lora_strength_zero_is_exactly_the_base_model(bases, vae, people, tmp_path):
     data, _ = people
     base = bases["v1.0"]
-    result = trainer.train_adapter(data, trainer.TrainModels(base, vae), quick(train_lora=False), str(tmp_path),
+    result = trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(base), vae), quick(train_lora=False), str(tmp_path),
                                    QUIET)
     loaded = load_identity_adapter(result.adapter_path)
     assert all(float(layer.to_q_lora.up.weight.abs().sum()) == 0 for layer in loaded.layers)
@@ -243,7 +244,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(bases, vae,
 
     monkeypatch.setattr(trainer, "step_losses", nan_on_third)
     with pytest.raises(trainer.TrainingStopped, match=r"nan at step 3.*unavglip_adapter_000002_steps.safetensors"):
-        trainer.train_adapter(data, trainer.TrainModels(bases["v1.0"], vae), quick(validate_every=100),
+        trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae), quick(validate_every=100),
                               str(tmp_path), QUIET)
     assert json.load(open(tmp_path / "latest.json"))["step"] == 2
     load_identity_adapter(str(tmp_path / "unavglip_adapter_000002_steps.safetensors"))
@@ -264,7 +265,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(bases, vae, people, tmp_path,
 
     monkeypatch.setattr(checkpoints, "save_identity_adapter", full_on_second)
     with pytest.raises(CheckpointError, match="the disk is full.*previous checkpoint is kept"):
-        trainer.train_adapter(data, trainer.TrainModels(bases["v1.0"], vae), quick(), str(tmp_path), QUIET)
+        trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae), quick(), str(tmp_path), QUIET)
     assert sorted(os.listdir(tmp_path)) == ["latest.json", "unavglip_adapter_000002_steps.safetensors",
                                             "unavglip_adapter_resume.state"]
     assert json.load(open(tmp_path / "latest.json"))["step"] == 2
@@ -272,12 +273,12 @@ def test_a_full_disk_keeps_the_previous_checkpoint(bases, vae, people, tmp_path,
 
 def test_bad_settings_are_refused_with_a_clear_message(bases, vae, people, tmp_path, monkeypatch):
     data, _ = people
-    models = trainer.TrainModels(bases["v1.0"], vae)
+    models = trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae)
     trainer.train_adapter(data, models, quick(steps=2), str(tmp_path), QUIET)
     with pytest.raises(SettingError, match="rank: saved 4 vs now 8"):
         trainer.train_adapter(data, models, quick(rank=8), str(tmp_path), QUIET, resume=True)
     with pytest.raises(SettingError, match="prepared for MuseTalk v1.0.*base model is MuseTalk v1.5"):
-        trainer.train_adapter(data, trainer.TrainModels(bases["v1.5"], vae), quick(), str(tmp_path / "b"), QUIET)
+        trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(bases["v1.5"]), vae), quick(), str(tmp_path / "b"), QUIET)
     with pytest.raises(SettingError, match="prepare-data"):
         open_training_data(str(tmp_path))
     with pytest.raises(SettingError, match="steps must be at least 1"):
@@ -286,7 +287,7 @@ def test_bad_settings_are_refused_with_a_clear_message(bases, vae, people, tmp_p
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(trainer, "predict", out_of_memory)
+    monkeypatch.setattr(training_target, "predict", out_of_memory)
     with pytest.raises(SettingError, match="Out of memory with 2 clips x 1 frames.*Lower the batch size"):
         trainer.train_adapter(data, models, quick(), str(tmp_path / "d"), QUIET)
 
@@ -294,7 +295,7 @@ def test_bad_settings_are_refused_with_a_clear_message(bases, vae, people, tmp_p
 def test_the_trainer_says_which_losses_are_off(bases, vae, people, tmp_path):
     data, _ = people
     said = []
-    trainer.train_adapter(data, trainer.TrainModels(bases["v1.0"], vae), quick(steps=1), str(tmp_path),
+    trainer.train_adapter(data, trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae), quick(steps=1), str(tmp_path),
                           Runtime(log=said.append))
     assert any("off: perceptual, sync, identity (no model given or weight 0)" in line for line in said)
 
@@ -305,7 +306,7 @@ def test_gradient_checkpointing_on_trains_exactly_as_off(bases, vae, people, tmp
     as the forward did. Same seed, on and off: the same losses and the same trained weights (LoRA and identity
     branch), with and without gradient accumulation."""
     data, _ = people
-    models = trainer.TrainModels(bases["v1.0"], vae)
+    models = trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae)
     runs = {}
     for mode in ("off", "on"):
         runs[mode] = trainer.train_adapter(data, models, quick(steps=2, gradient_checkpointing=mode,
@@ -324,7 +325,7 @@ def test_gradient_checkpointing_on_trains_exactly_as_off(bases, vae, people, tmp
 def test_mixed_precision_bf16_runs_the_unet_in_bf16_and_off_in_fp32(bases, vae, people, tmp_path):
     """mixed_precision: auto (bf16 with CUDA, so fp32 here), bf16 (autocast, also on the CPU), off (fp32)."""
     data, _ = people
-    models = trainer.TrainModels(bases["v1.0"], vae)
+    models = trainer.TrainModels(MuseTalkFamily(bases["v1.0"]), vae)
     runs = {mode: trainer.train_adapter(data, models, quick(steps=1, mixed_precision=mode), str(tmp_path / mode),
                                         QUIET) for mode in ("auto", "bf16", "off")}
     first = {mode: run.history[0]["total"] for mode, run in runs.items()}

@@ -75,7 +75,7 @@ def precision(args) -> dict:
     from modules.demo.random_models import unavglip_checkpoint_state
     from modules.identity.adapter_file import load_identity_adapter
     from modules.identity.identity_patch import IdentityPatch
-    from modules.lipsync.lipsync_inference import predict_latents
+    from modules.families.musetalk_inference import predict_latents
 
     device = torch.device(args.device)
     generator = torch.Generator().manual_seed(0)
@@ -142,6 +142,7 @@ def whole_dub(args) -> dict:
     from modules.demo.random_models import write_openai_whisper
     from modules.dub.dub_pipeline import DubModels, DubSettings, dub_video
     from modules.musetalk.musetalk_unet import LipSyncUNet
+    from modules.families.musetalk_family import MuseTalkFamily
     from modules.video.video_io import Mp4Writer
 
     device = torch.device(args.device)
@@ -161,7 +162,7 @@ def whole_dub(args) -> dict:
         unet, codec, _ = models_for(args, device, dtype)
         encoder = load_whisper_encoder(write_openai_whisper(os.path.join(folder, "tiny.pt"),
                                                             full_size=not args.dry_run))
-        models = DubModels(LipSyncUNet(unet, "v1.0", "random"), codec, encoder.to(device), DrawnFaceTracker())
+        models = DubModels(MuseTalkFamily(LipSyncUNet(unet, "v1.0", "random"), codec, encoder.to(device)), DrawnFaceTracker())
         print(f"models built in {time.perf_counter() - started:.1f} s", flush=True)
         warm_up = write_clip(os.path.join(folder, "warm_up.mp4"), 40)  # cuDNN, the allocator, the first calls
         dub_video(warm_up, speech_like_signal(16000, 1.6), 16000, os.path.join(folder, "warm_up_out.mp4"), models,

@@ -8,8 +8,8 @@ With overlap the next chunk is decoded (both passes) and the last one encoded (p
 this one is on the model (`video/overlap.py`): one chunk more in flight on each side, the same frames out. By default
 pass 2 overlaps only when the model is on a GPU: on the CPU the model already keeps every core busy, and the extra
 threads made pass 2 slower (2 cores, 1080p: 83 against 76 ms/frame, benchmarks/README.md).
-The speech's Whisper features are computed once up front (float32 [50 steps x 5 layers x 384] per second of
-speech, about 375 KiB/s: some 230 MB for 10 minutes, the one cost that grows with length).
+The speech's features are computed once up front (MuseTalk's Whisper states: float32 [50 steps x 5 layers x 384]
+per second of speech, about 375 KiB/s: some 230 MB for 10 minutes, the one cost that grows with length).
 """
 
 import time
@@ -20,19 +20,14 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from ..audio.whisper_encoder import WhisperEncoder
-from ..audio.whisper_features import frame_features
 from ..errors import FrameInputError, SettingError
-from ..face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
+from ..face.crop_info import CropInfo
 from ..face.face_crop import cut_crops, plan_crops
 from ..face.face_track import track_video
 from ..face.paste_back import check_paste_mode, paste_back, paste_region
-from ..identity.identity_patch import IdentityPatch, base_model_note
 from ..lipsync.frame_timing import LOOP_CROPS, PAD_AUDIO, PINGPONG_CROPS
-from ..lipsync.lipsync_inference import generate_mouths
+from ..lipsync.lipsync_family import LipSyncFamily
 from ..lipsync.lipsync_pipeline import prepare_speech
-from ..musetalk.musetalk_unet import VERSION_V10, LipSyncUNet
-from ..musetalk.vae_codec import LatentCodec
 from ..runtime import Runtime
 from ..video.video_io import Mp4Writer, VideoInfo, iter_frame_chunks, probe_video
 from ..video.overlap import WriteBehind, read_ahead
@@ -45,12 +40,9 @@ UINT8_CHUNKS_IN_FLIGHT = 5
 
 @dataclass
 class DubModels:
-    base: LipSyncUNet
-    codec: LatentCodec
-    encoder: WhisperEncoder
+    family: LipSyncFamily  # the lip-sync model, e.g. families.musetalk_family.MuseTalkFamily
     face_analysis: object  # insightface FaceAnalysis (or anything with its .get)
     face_parser: object = None  # BiSeNet, for the jaw / full_face paste modes
-    identity: IdentityPatch | None = None
 
 
 @dataclass
@@ -90,21 +82,15 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
               settings: DubSettings = DubSettings(), runtime: Runtime | None = None) -> DubReport:
     """Write `output_path` (.mp4): the video with its mouth redrawn to the speech and the speech as its sound.
 
-    waveform [C, T] float (the new speech, any rate; it is muxed as it is and resampled for Whisper).
+    waveform [C, T] float (the new speech, any rate; it is muxed as it is and resampled to 16 kHz for the model's audio features).
     """
     runtime = runtime or Runtime()
     check_paste_mode(settings.paste_mode, models.face_parser)
     info = probe_video(video_path)
-    notes = []
     _check_frame_count(info, settings)
     rate = info.fps
     constant_rate = rate if info.variable_frame_rate else None
-    if constant_rate is not None:
-        notes.append(f"{video_path} has a variable frame rate; it is read at a constant {float(rate):.3f} fps "
-                     "(frames repeated or dropped by their timestamps) so the mouth stays in sync.")
-    identity_note = base_model_note(models.base.version, models.identity.adapter) if models.identity else None
-    if identity_note:
-        notes.append(identity_note)
+    notes = _rate_notes(info) + models.family.notes()
     for note in notes:
         runtime.log(note)
     chunk = chunk_frames(info, settings)
@@ -112,15 +98,15 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
 
     started = time.perf_counter()
     landmarks = track_video(info, chunk, constant_rate, models.face_analysis, runtime, settings.overlap is not False)
-    geometry = GEOMETRY_V10 if models.base.version == VERSION_V10 else GEOMETRY_V15
-    crop_plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
-                           float(rate), settings.smoothing, settings.min_face_size)
+    policy = models.family.crop_policy
+    crop_plan = plan_crops(landmarks, info.height, info.width, policy.geometry, settings.bbox_shift,
+                           settings.extra_margin, float(rate), settings.smoothing, settings.min_face_size, policy.size)
     for note in crop_plan.notes:
         runtime.log(f"UnAvgLip: {note}")
     seconds["face tracking"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    features, plan = prepare_speech(models.base, models.encoder, waveform, sample_rate, float(rate), len(landmarks),
+    speech, plan = prepare_speech(models.family, waveform, sample_rate, float(rate), len(landmarks),
                                     settings.length_policy, runtime.log)
     seconds["audio features"] = time.perf_counter() - started
 
@@ -140,7 +126,7 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
             chunk_runtime = Runtime(device=runtime.device, raise_if_interrupted=runtime.raise_if_interrupted,
                                     log=runtime.log, report_progress=lambda d, _, first=done: runtime.report_progress(
                                         first + d, total))
-            write_behind.put(_dub_chunk(frames, indices, done, crop_plan, features, float(rate), models, settings,
+            write_behind.put(_dub_chunk(frames, indices, done, crop_plan, speech, float(rate), models, settings,
                                         chunk_runtime))
             done += len(frames)
             runtime.report_progress(done, total)
@@ -153,6 +139,13 @@ def dub_video(video_path: str, waveform, sample_rate: int, output_path: str, mod
                      notes + crop_plan.notes + ([plan.note] if plan.note else []), seconds)
 
 
+def _rate_notes(info: VideoInfo) -> list[str]:
+    if not info.variable_frame_rate:
+        return []
+    return [f"{info.path} has a variable frame rate; it is read at a constant {float(info.fps):.3f} fps "
+            "(frames repeated or dropped by their timestamps) so the mouth stays in sync."]
+
+
 def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
     if info.frame_count < 2 and settings.length_policy not in (LOOP_CROPS, PINGPONG_CROPS):
         raise SettingError(
@@ -161,7 +154,7 @@ def _check_frame_count(info: VideoInfo, settings: DubSettings) -> None:
         )
 
 
-def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, features, fps, models, settings,
+def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, speech, fps, models, settings,
                runtime):
     with_face = [k for k, source in enumerate(source_indices) if crop_plan.frames[source].found]
     faces = crop_plan.section([source_indices[k] for k in with_face])
@@ -173,12 +166,10 @@ def _dub_chunk(frames_uint8, source_indices, first_output, crop_plan: CropInfo, 
     x1, y1, x2, y2 = region
     window = torch.from_numpy(np.ascontiguousarray(frames_uint8[with_face, y1:y2, x1:x2])).float().div_(255.0)
     crops = cut_crops(window, faces, origin=(x1, y1))
-    generated = generate_mouths(  # faces only: faceless frames are not generated just to be thrown away
-        models.base.unet, models.codec, crops,
-        lambda indices: frame_features(features, [first_output + with_face[i] for i in indices], fps),
-        batch_size=settings.batch_size, identity=models.identity, runtime=runtime,
-        frame_names=lambda indices: f"output frames {first_output + with_face[indices[0]]}-"
-                                    f"{first_output + with_face[indices[-1]]}",
+    output_frames = [first_output + k for k in with_face]  # faceless frames are not generated to be thrown away
+    generated = models.family.generate(
+        crops, speech, output_frames, fps, settings.batch_size, runtime,
+        frame_names=lambda indices: f"output frames {output_frames[indices[0]]}-{output_frames[indices[-1]]}",
     )
     pasted, _ = paste_back(window, generated, faces, mode=settings.paste_mode, feather_px=settings.feather_px,
                            face_parser=models.face_parser, region=region)

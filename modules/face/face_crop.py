@@ -114,8 +114,10 @@ def plan_crops(
     fps: float = 25.0,
     smoothing: float = 1.0,
     min_face_size: int = 32,
+    crop_size: int = CROP_SIZE,
 ) -> CropInfo:
-    """The crop box of every frame from its landmarks alone, so a long video can be cropped chunk by chunk."""
+    """The crop box of every frame from its landmarks alone, so a long video can be cropped chunk by chunk.
+    `crop_size`: the side the boxes are resized to (the lip-sync family's crop policy)."""
     check_geometry(geometry)
     if extra_margin < 0:
         raise SettingError(f"extra_margin must be 0 or more pixels; got {extra_margin}.")
@@ -151,16 +153,16 @@ def plan_crops(
         geometry=geometry,
         bbox_shift=int(bbox_shift) if geometry == GEOMETRY_V10 else 0,
         extra_margin=int(extra_margin) if geometry == GEOMETRY_V15 else 0,
-        crop_size=CROP_SIZE,
+        crop_size=crop_size,
         notes=notes,
     )
 
 
 def cut_crops(frames, info: CropInfo, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
-    """Crops [n, 256, 256, 3] of `frames`, one per entry of `info.frames`. origin (x, y): where `frames` start in
+    """Crops [n, S, S, 3] (S = info.crop_size) of `frames`, one per entry of `info.frames`. origin (x, y): where `frames` start in
     the source frames when they are only a region of them (one that holds every box)."""
     count = check_frames(frames)[0]
-    crops = np.empty((count, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
+    crops = np.empty((count, info.crop_size, info.crop_size, 3), dtype=np.float32)
     for index in range(count):
         frame_crop = info.frames[index]
         x1, y1, x2, y2 = (int(v) for v in (frame_crop.box if frame_crop.found else frame_crop.source_box))
@@ -172,7 +174,7 @@ def cut_crops(frames, info: CropInfo, origin: tuple[int, int] = (0, 0)) -> torch
                 or min(y2, info.frame_height) - origin[1] > frame.shape[0]):
             raise FrameInputError(f"The crop box {(x1, y1, x2, y2)} runs past the region of the frames given "
                                   f"(from {origin}, {frame.shape[1]}x{frame.shape[0]}); pass whole frames.")
-        crops[index] = crop_frame(frame, box)
+        crops[index] = crop_frame(frame, box, info.crop_size)
     return torch.from_numpy(crops)
 
 

@@ -5,10 +5,8 @@ The base UNet, the VAE and every loss network stay frozen (requires_grad off); o
 parameters (`trainable_adapter`) change. fp32 weights throughout; bf16 autocast on CUDA, fp32 on the CPU.
 """
 
-import hashlib
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,15 +16,14 @@ from ..errors import SettingError, UnAvgLipError
 from ..evaluation.image_similarity import ssim_psnr
 from ..identity.adapter_file import load_identity_adapter
 from ..identity.identity_adapter import IdentityAdapter
-from ..musetalk.musetalk_unet import LipSyncUNet
 from ..runtime import Runtime
 from .checkpoints import check_compatible, load_resume_state, save_checkpoint
 from ..training_data.dataset_files import TrainingData
 from .losses import lower_half
 from .presets import TrainSettings
 from ..training_data.samples import SampleDrawer
-from .trainable_adapter import new_adapter, trainable_parameters
-from .training_step import LossModels, TrainingVAE, adapted, generate, needs_pixels, predict, step_losses
+from .trainable_adapter import trainable_parameters
+from .training_step import LossModels, TrainingVAE, needs_pixels, step_losses
 
 
 class TrainingStopped(UnAvgLipError):
@@ -35,7 +32,7 @@ class TrainingStopped(UnAvgLipError):
 
 @dataclass
 class TrainModels:
-    base: LipSyncUNet
+    family: object  # a lipsync.lipsync_family.LipSyncFamily whose training_target() is an AdapterTarget
     vae: TrainingVAE
     losses: LossModels = field(default_factory=LossModels)
 
@@ -51,14 +48,6 @@ class TrainResult:
     active_losses: list
 
 
-def unet_fingerprint(unet: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in unet.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def learning_rate_factor(step: int, settings: TrainSettings) -> float:
     """Linear warm-up to 1, then cosine down to 0 at the last step."""
     if step < settings.warmup_steps:
@@ -67,63 +56,26 @@ def learning_rate_factor(step: int, settings: TrainSettings) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - settings.warmup_steps) / span)))
 
 
-@contextmanager
-def gradient_checkpointing(unet, enabled: bool):
-    if not enabled or not hasattr(unet, "enable_gradient_checkpointing"):
-        yield
-        return
-    unet.enable_gradient_checkpointing()
-    try:
-        yield
-    finally:
-        unet.disable_gradient_checkpointing()
-
-
 def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettings, out_dir: str,
                   runtime: Runtime | None = None, resume: bool = False, on_step=None) -> TrainResult:
     runtime = runtime or Runtime()
     settings.check()
-    if data.base_version != models.base.version:
-        raise SettingError(
-            f"{data.folder} was prepared for MuseTalk {data.base_version}, but the base model is MuseTalk "
-            f"{models.base.version}. Prepare the data again for {models.base.version}, or load the other base."
-        )
+    target = _frozen_target(models, data)
     device = runtime.device
-    unet = models.base.unet.requires_grad_(False)  # frozen: only the adapter trains
-    for network in (models.losses.vgg, models.losses.sync_expert, models.losses.arcface):
-        if network is not None:
-            network.requires_grad_(False).eval()
     train_drawer = SampleDrawer(data, settings.frames, settings.n_cond, settings.embedding_dropout, "train")
     check_drawer = SampleDrawer(data, settings.frames, settings.n_cond, 0.0, "validation")
-    adapter = new_adapter(unet, models.base.version, settings.rank, seed=settings.seed,
-                          train_lora=settings.train_lora).to(device)
+    adapter = target.new_adapter(settings.rank, settings.seed, settings.train_lora).to(device)
     parameters = trainable_parameters(adapter, settings.train_lora)
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2,
-                                  eps=1e-8)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, settings))
+    optimizer, scheduler = _optimizer(parameters, settings)
     rng = np.random.default_rng(settings.seed)
-    identity_of_run = {"base_version": models.base.version, "base_hash": unet_fingerprint(unet),
+    identity_of_run = {"base_version": target.version, "base_hash": target.fingerprint(),
                        "rank": settings.rank, "train_lora": settings.train_lora, "n_cond": settings.n_cond,
                        "perceiver": adapter.perceiver.config.as_dict()}
     step, history, validation, adapter_path = 0, [], [], None
     if resume:
-        found = load_resume_state(out_dir)
-        if found is None:
-            runtime.log(f"UnAvgLip: no checkpoint in {out_dir} to resume from; starting at step 0.")
-        else:
-            state, adapter_path = found
-            check_compatible(state["run"], identity_of_run)
-            _copy_weights(load_identity_adapter(adapter_path), adapter)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            rng.bit_generator.state = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
-            step, history, validation = int(state["step"]), state["history"], state["validation"]
-            runtime.log(f"UnAvgLip: resuming at step {step} of {settings.steps}.")
-    active = models.losses.active(settings.weights)
-    missing = [name for name in ("perceptual", "sync", "identity") if name not in active]
-    runtime.log(f"UnAvgLip: training with losses {', '.join(active)}" + (
-        f"; off: {', '.join(missing)} (no model given or weight 0)" if missing else "") + ".")
+        step, history, validation, adapter_path = _resume(out_dir, identity_of_run, adapter, optimizer, scheduler,
+                                                          rng, settings, runtime)
+    active = _active_losses(models.losses, settings, runtime)
     autocast = settings.autocast_dtype(device)
     use_checkpointing = settings.checkpointing_on(device)
     lora_scale = 1.0 if settings.train_lora else 0.0
@@ -143,16 +95,10 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
     adapter.train()
     started = time.perf_counter()
     runtime.report_progress(step, settings.steps)
-    with gradient_checkpointing(unet, use_checkpointing), torch.inference_mode(False), torch.enable_grad():
+    with target.gradient_checkpointing(use_checkpointing), torch.inference_mode(False), torch.enable_grad():
         while step < settings.steps:
-            try:
-                runtime.raise_if_interrupted()
-            except BaseException:
-                if step and (adapter_path is None or not adapter_path.endswith(f"_{step:06d}_steps.safetensors")):
-                    adapter_path = save(step)  # cancelled: keep what was learnt so far
-                    runtime.log(f"UnAvgLip: stopped at step {step}; saved {adapter_path}.")
-                raise
-            terms = _one_step(unet, models, adapter, train_drawer, rng, settings, parameters, optimizer,
+            _stop_if_interrupted(runtime, step, adapter_path, save)
+            terms = _one_step(target, models, adapter, train_drawer, rng, settings, parameters, optimizer,
                               scheduler, lora_scale, device, autocast, step, adapter_path)
             step += 1
             terms.update(step=step, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
@@ -161,7 +107,7 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
             if on_step:
                 on_step(step, settings.steps, terms)
             if step % settings.validate_every == 0 or step == settings.steps:
-                result, preview = _validate(unet, models, adapter, check_drawer, settings, lora_scale, device,
+                result, preview = _validate(target, models, adapter, check_drawer, settings, lora_scale, device,
                                             autocast)
                 validation.append(dict(result, step=step))
                 runtime.log("UnAvgLip: validation at step "
@@ -172,14 +118,74 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
     return TrainResult(adapter, adapter_path, step, history, validation, preview, active)
 
 
-def _one_step(unet, models, adapter, drawer, rng, settings, parameters, optimizer, scheduler, lora_scale, device,
+def _optimizer(parameters, settings: TrainSettings):
+    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2,
+                                  eps=1e-8)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, settings))
+
+
+def _active_losses(losses: LossModels, settings: TrainSettings, runtime: Runtime) -> list[str]:
+    active = losses.active(settings.weights)
+    missing = [name for name in ("perceptual", "sync", "identity") if name not in active]
+    runtime.log(f"UnAvgLip: training with losses {', '.join(active)}" + (
+        f"; off: {', '.join(missing)} (no model given or weight 0)" if missing else "") + ".")
+    return active
+
+
+def _stop_if_interrupted(runtime: Runtime, step: int, adapter_path: str | None, save) -> None:
+    """Raise the host's interrupt, after saving what was learnt since the last checkpoint."""
+    try:
+        runtime.raise_if_interrupted()
+    except BaseException:
+        if step and (adapter_path is None or not adapter_path.endswith(f"_{step:06d}_steps.safetensors")):
+            path = save(step)
+            runtime.log(f"UnAvgLip: stopped at step {step}; saved {path}.")
+        raise
+
+
+def _frozen_target(models: TrainModels, data: TrainingData):
+    """The family's training hook, checked against the data, with everything but the adapter frozen."""
+    target = models.family.training_target()
+    if target is None:
+        raise SettingError(f"{models.family.name} has no identity adapter to train; train one on MuseTalk v1.0 or "
+                           "v1.5.")
+    if data.base_version != target.version:
+        raise SettingError(
+            f"{data.folder} was prepared for MuseTalk {data.base_version}, but the base model is {target.name}. "
+            f"Prepare the data again for {target.version}, or load the other base."
+        )
+    target.freeze()  # only the adapter trains
+    for network in (models.losses.vgg, models.losses.sync_expert, models.losses.arcface):
+        if network is not None:
+            network.requires_grad_(False).eval()
+    return target
+
+
+def _resume(out_dir, identity_of_run, adapter, optimizer, scheduler, rng, settings, runtime):
+    """Load the last checkpoint of `out_dir` into the run -> (step, history, validation, adapter path)."""
+    found = load_resume_state(out_dir)
+    if found is None:
+        runtime.log(f"UnAvgLip: no checkpoint in {out_dir} to resume from; starting at step 0.")
+        return 0, [], [], None
+    state, adapter_path = found
+    check_compatible(state["run"], identity_of_run)
+    _copy_weights(load_identity_adapter(adapter_path), adapter)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    runtime.log(f"UnAvgLip: resuming at step {int(state['step'])} of {settings.steps}.")
+    return int(state["step"]), state["history"], state["validation"], adapter_path
+
+
+def _one_step(target, models, adapter, drawer, rng, settings, parameters, optimizer, scheduler, lora_scale, device,
               autocast, step, last_path) -> dict:
     sums = {}
     try:
         for _ in range(settings.gradient_accumulation):
             batch = drawer.draw(rng, settings.batch_size)
-            with adapted(unet, adapter, lora_scale):  # through the backward: checkpointing recomputes in it
-                generated = predict(unet, models.vae, adapter, batch, device, autocast,
+            with target.adapted(adapter, lora_scale):  # through the backward: checkpointing recomputes in it
+                generated = target.predict(models.vae, adapter, batch, device, autocast,
                                     decode=needs_pixels(models.losses, settings.weights),
                                     target_latents=bool(settings.weights.l1_latent))
                 losses = step_losses(generated, batch, models.losses, settings.weights)
@@ -214,14 +220,14 @@ def _terms_text(losses: dict) -> str:
 
 
 @torch.no_grad()
-def _validate(unet, models, adapter, drawer, settings, lora_scale, device, autocast):
+def _validate(target, models, adapter, drawer, settings, lora_scale, device, autocast):
     """Losses, SSIM of the lower half and identity similarity on the held-out frames (the same draws each time)."""
     rng = np.random.default_rng(settings.seed + 1)
     sums, preview = {}, None
     for index in range(settings.validation_batches):
         batch = drawer.draw(rng, settings.batch_size)
-        generated = generate(unet, models.vae, adapter, batch, lora_scale, 1.0, device, autocast,
-                             target_latents=bool(settings.weights.l1_latent))
+        generated = target.generate(models.vae, adapter, batch, lora_scale, device, autocast,
+                                    target_latents=bool(settings.weights.l1_latent))
         terms = {name: float(value) for name, value in step_losses(generated, batch, models.losses,
                                                                      settings.weights).items()}
         images, targets = generated.decoded.clamp(0, 1), generated.targets

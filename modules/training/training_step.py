@@ -13,7 +13,7 @@ import torch
 from ..audio.audio_position import add_positional_encoding
 from ..identity.id_cross_attention import installed, merged_weights
 from ..identity.identity_adapter import IdentityAdapter
-from ..lipsync.lipsync_inference import lower_half_blanked
+from ..musetalk.musetalk_input import lower_half_blanked
 from ..musetalk.vae_codec import SD_VAE_SCALING, DiffusersVAECodec
 from ..loss_networks.arcface_loss import identity_loss
 from .losses import LossWeights, l1, lower_half, perceptual_loss

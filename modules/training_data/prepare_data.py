@@ -165,37 +165,8 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
                   "are needed: 1 s of video with the face clearly visible)")
         return dict(base, note=reason)
     os.makedirs(folder, exist_ok=True)
-    # Written through a plain file, not a memory map: a map's written pages count as this process's memory until
-    # the kernel writes them back, so peak memory would grow with the video.
-    crops_file = open(os.path.join(folder, "crops.npy"), "wb")
-    np.lib.format.write_array_header_1_0(crops_file, {"descr": "|u1", "fortran_order": False,
-                                                      "shape": (len(kept), CROP_SIZE, CROP_SIZE, 3)})
-    embeddings = np.full((len(kept), 512), np.nan, np.float32)
-    affines = np.full((len(kept), 2, 3), np.nan, np.float32)
-    position = {source: k for k, source in enumerate(kept)}
-    frame_index, written, with_embedding = 0, 0, 0
-    for frames in iter_frame_chunks(info, CHUNK_FRAMES, constant_rate=constant_rate):
-        runtime.raise_if_interrupted()
-        wanted = [k for k in range(len(frames)) if frame_index + k in position]
-        if wanted:
-            section = plan.section([frame_index + k for k in wanted])
-            crops = cut_crops(torch.from_numpy(frames[wanted]).float().div_(255.0), section)
-            crops = crops.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()
-            for k, crop in zip(wanted, crops):
-                slot = position[frame_index + k]  # kept frames come in order, so slot == written
-                crops_file.write(np.ascontiguousarray(crop).tobytes())
-                face = choose_face(detect_faces(face_analysis, crop))
-                if face is not None and face.get("embedding") is not None and face.get("kps") is not None:
-                    embeddings[slot] = face["embedding"][:512]
-                    affines[slot] = alignment_matrix(face["kps"])
-                    with_embedding += 1
-                written += 1
-            runtime.report_progress(written, len(kept))
-        frame_index += len(frames)
-    crops_file.close()
-    if written != len(kept):
-        raise FrameInputError(f"{video} gave fewer frames on the second reading; the file is damaged. Convert it "
-                              "to mp4 (H.264) and prepare it again.")
+    embeddings, affines, with_embedding = _write_crops(video, info, constant_rate, plan, kept, folder, face_analysis,
+                                                       runtime)
     if with_embedding == 0:
         raise FrameInputError(f"ArcFace found no face in any crop of {os.path.basename(video)}, so the clip has no "
                               "identity to learn. Use a face analysis pack with recognition (buffalo_l).")
@@ -210,6 +181,43 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
                 skipped_frames=len(landmarks) - len(kept), notes=plan.notes)
     write_json_atomically(os.path.join(folder, CLIP_FILE), clip)
     return clip
+
+
+def _write_crops(video: str, info, constant_rate, plan, kept: list[int], folder: str, face_analysis,
+                 runtime: Runtime):
+    """The second pass: crops.npy (uint8) of the kept frames, and each crop's ArcFace embedding and alignment
+    -> (embeddings [n, 512], affines [n, 2, 3], how many crops have them); NaN where ArcFace found no face."""
+    embeddings = np.full((len(kept), 512), np.nan, np.float32)
+    affines = np.full((len(kept), 2, 3), np.nan, np.float32)
+    position = {source: k for k, source in enumerate(kept)}
+    frame_index, written, with_embedding = 0, 0, 0
+    # Written through a plain file, not a memory map: a map's written pages count as this process's memory until
+    # the kernel writes them back, so peak memory would grow with the video.
+    with open(os.path.join(folder, "crops.npy"), "wb") as crops_file:
+        np.lib.format.write_array_header_1_0(crops_file, {"descr": "|u1", "fortran_order": False,
+                                                          "shape": (len(kept), CROP_SIZE, CROP_SIZE, 3)})
+        for frames in iter_frame_chunks(info, CHUNK_FRAMES, constant_rate=constant_rate):
+            runtime.raise_if_interrupted()
+            wanted = [k for k in range(len(frames)) if frame_index + k in position]
+            if wanted:
+                section = plan.section([frame_index + k for k in wanted])
+                crops = cut_crops(torch.from_numpy(frames[wanted]).float().div_(255.0), section)
+                crops = crops.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()
+                for k, crop in zip(wanted, crops):
+                    slot = position[frame_index + k]  # kept frames come in order, so slot == written
+                    crops_file.write(np.ascontiguousarray(crop).tobytes())
+                    face = choose_face(detect_faces(face_analysis, crop))
+                    if face is not None and face.get("embedding") is not None and face.get("kps") is not None:
+                        embeddings[slot] = face["embedding"][:512]
+                        affines[slot] = alignment_matrix(face["kps"])
+                        with_embedding += 1
+                    written += 1
+                runtime.report_progress(written, len(kept))
+            frame_index += len(frames)
+    if written != len(kept):
+        raise FrameInputError(f"{video} gave fewer frames on the second reading; the file is damaged. Convert it "
+                              "to mp4 (H.264) and prepare it again.")
+    return embeddings, affines, with_embedding
 
 
 def _write_audio_steps(path: str, encoder, audio: np.ndarray, flavour: str) -> list[int]:

@@ -13,17 +13,10 @@ from ..audio.audio_position import add_positional_encoding
 from ..compile_mode import compile_with_fallback
 from ..errors import FrameInputError, SettingError
 from ..identity.identity_patch import IdentityPatch
+from ..lipsync.batched_generation import generate_in_batches
+from ..musetalk.musetalk_input import CROP_SIZE, lower_half_blanked
 from ..musetalk.vae_codec import LatentCodec
 from ..runtime import Runtime
-
-CROP_SIZE = 256
-
-
-def lower_half_blanked(crops: torch.Tensor) -> torch.Tensor:
-    """Zero the rows from the middle down (they become -1 in model range), like MuseTalk's half mask."""
-    blanked = crops.clone()
-    blanked[:, crops.shape[1] // 2 :, :, :] = 0
-    return blanked
 
 
 def predict_latents(
@@ -70,39 +63,18 @@ def generate_mouths(
         raise FrameInputError(f"batch size must be at least 1; got {batch_size}.")
     crop_indices = list(range(crops.shape[0])) if crop_indices is None else crop_indices
     fixed_reference = codec.encode(reference_crop) if reference_crop is not None else None
+    frame_names = frame_names or _frame_range
+
+    def generate_batch(indices: list[int]) -> torch.Tensor:
+        return _generate_batch(unet, codec, crops[[crop_indices[k] for k in indices]], audio_tokens_for(indices),
+                               fixed_reference, identity, lambda: frame_names(indices), runtime.log)
+
     with identity.applied(unet) if identity is not None else nullcontext():
-        return _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime,
-                             crop_indices, identity, frame_names or _frame_range)
+        return generate_in_batches(generate_batch, len(crop_indices), batch_size, runtime)
 
 
 def _frame_range(indices: list[int]) -> str:
     return f"frames {indices[0]}-{indices[-1]}"
-
-
-def _generate_all(unet, codec, crops, audio_tokens_for, batch_size, fixed_reference, runtime, crop_indices, identity,
-                  frame_names):
-    total = len(crop_indices)
-    outputs = []
-    start = 0
-    runtime.report_progress(0, total)
-    while start < total:
-        runtime.raise_if_interrupted()
-        indices = list(range(start, min(start + batch_size, total)))
-        try:
-            batch_crops = crops[[crop_indices[k] for k in indices]]
-            generated = _generate_batch(unet, codec, batch_crops, audio_tokens_for(indices), fixed_reference,
-                                        identity, lambda: frame_names(indices), runtime.log)
-            outputs.append(generated)
-        except torch.OutOfMemoryError:
-            if batch_size == 1:
-                raise
-            batch_size = max(1, batch_size // 2)
-            runtime.log(f"UnAvgLip: out of memory; retrying with batch size {batch_size}.")
-            _release_cached_memory()
-            continue
-        start = indices[-1] + 1
-        runtime.report_progress(start, total)
-    return torch.cat(outputs, dim=0)
 
 
 def _generate_batch(unet, codec, crops, audio_tokens, fixed_reference, identity, which, log) -> torch.Tensor:
@@ -150,11 +122,6 @@ def compile_for_inference(unet: torch.nn.Module, codec: LatentCodec, mode: str, 
         modules += [(vae.encoder, "VAE encoder"), (vae.decoder, "VAE decoder")]
     for module, name in modules:
         compile_with_fallback(module, mode, log, name=name)
-
-
-def _release_cached_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def check_crops(crops: torch.Tensor) -> None:

@@ -13,8 +13,8 @@ import torch
 
 from ..errors import UnAvgLipError
 from ..files.model_files import describe_model_files, find_model_files
-from .losses import LossWeights
-from .presets import PRESETS
+from ..training.losses import LossWeights
+from ..training.presets import PRESETS
 
 
 def add_training_commands(commands) -> dict:
@@ -101,17 +101,18 @@ def run_prepare_data(args) -> int:
 
 
 def run_train_adapter(args) -> int:
+    from ..families.musetalk_family import MuseTalkFamily
+    from ..loss_networks.arcface_loss import ArcFaceForLoss
+    from ..loss_networks.vgg_features import load_vgg_features
+    from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
     from ..musetalk.musetalk_unet import load_lipsync_unet
     from ..musetalk.vae_codec import load_diffusers_vae
     from ..runtime import Runtime
-    from ..loss_networks.arcface_loss import ArcFaceForLoss
+    from ..training.loss_plot import plot_losses
+    from ..training.presets import preset
+    from ..training.trainer import TrainModels, train_adapter
+    from ..training.training_step import LossModels, TrainingVAE
     from ..training_data.dataset_files import open_training_data
-    from .loss_plot import plot_losses
-    from .presets import preset
-    from .trainer import TrainModels, train_adapter
-    from .training_step import LossModels, TrainingVAE
-    from ..loss_networks.vgg_features import load_vgg_features
-    from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
 
     found = find_model_files(args.models_dir)
     unet_key = f"MuseTalk {args.base}"
@@ -138,7 +139,7 @@ def run_train_adapter(args) -> int:
         losses.arcface = ArcFaceForLoss(recogniser).to(device)
     progress = _Progress("steps")
     os.makedirs(args.out, exist_ok=True)
-    result = train_adapter(data, TrainModels(base, TrainingVAE(vae), losses), settings, args.out,
+    result = train_adapter(data, TrainModels(MuseTalkFamily(base), TrainingVAE(vae), losses), settings, args.out,
                            Runtime(device=device), resume=args.resume,
                            on_step=lambda step, total, terms: progress(step, total, f" loss {terms['total']:.4f}"))
     curve = os.path.join(args.out, "loss_curve.png")
