@@ -10,6 +10,12 @@ from ..modules.runtime import Runtime
 logger = logging.getLogger("UnAvgLip")
 
 
+def node_id_of(node_class) -> str | None:
+    """The id of the graph node a V3 node class runs for (its hidden unique_id); None when called directly."""
+    hidden = getattr(node_class, "hidden", None)
+    return None if hidden is None else hidden.unique_id
+
+
 def comfy_runtime(node_id=None) -> Runtime:
     bar = {}
 

@@ -5,57 +5,58 @@ frame; this node reads the video file twice in chunks and writes the result stra
 temp folder, so memory stays flat whatever the length.
 """
 
-import io
 import os
 import uuid
+from io import BytesIO
 
 import folder_paths
+from comfy_api.latest import InputImpl, io
 
 from ..modules.dub.dub_pipeline import DubModels, DubSettings, dub_video
 from ..modules.face.paste_back import MASKLESS_MODES, PARSING_MODES
 from ..modules.lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from .comfy_runtime import comfy_runtime
+from .comfy_runtime import comfy_runtime, node_id_of
 from .comfy_vae import ComfyVAECodec
-from .face_nodes import INSIGHTFACE_TYPE, check_analysis, face_parser, face_parser_path
-from .model_handles import MODEL_TYPE, WHISPER_TYPE, load_family
+from .face_nodes import INSIGHTFACE_IO, check_analysis, face_parser, face_parser_path
+from .model_handles import MODEL_IO, WHISPER_IO, load_family
+from .node_table import node_schema
 from .video_files import encode_video, untrimmed_source
 
 WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
 
 
-class DubVideo:
-    DESCRIPTION = (
-        "Dubs a whole video with new speech in bounded memory: faces are tracked in a first pass, then frames are "
-        "cropped, lip-synced, pasted back and encoded chunk by chunk. Use it for videos too long to hold as an IMAGE "
-        "batch. The result carries the new speech as its sound; faceless frames pass through."
-    )
-    CATEGORY = "UnAvgLip/video"
-    RETURN_TYPES = ("VIDEO",)
-    RETURN_NAMES = ("video",)
-    FUNCTION = "dub"
+class DubVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category="UnAvgLip/video",
+            description=(
+                "Dubs a whole video with new speech in bounded memory: faces are tracked in a first pass, then frames "
+                "are cropped, lip-synced, pasted back and encoded chunk by chunk. Use it for videos too long to hold "
+                "as an IMAGE batch. The result carries the new speech as its sound; faceless frames pass through."
+            ),
+            inputs=[
+                io.Video.Input("video", tooltip="From core Load Video."),
+                io.Audio.Input("audio", tooltip="The new speech."),
+                MODEL_IO.Input("lipsync_model"),
+                io.Vae.Input("vae", tooltip="sd-vae-ft-mse from the core VAE Loader."),
+                WHISPER_IO.Input("audio_encoder"),
+                INSIGHTFACE_IO.Input("insightface"),
+                io.Combo.Input("length_policy", options=LENGTH_POLICIES, default=PAD_AUDIO),
+                io.Combo.Input("paste_mode", options=MASKLESS_MODES, default="lower_face",
+                               tooltip="jaw and full_face need models/face_parsing/79999_iter.pth."),
+                io.Int.Input("batch_size", default=8, min=1, max=256),
+                io.Int.Input("memory_budget_mb", default=1024, min=64, max=65536,
+                             tooltip="RAM for decoded frames in flight; sets the chunk length."),
+            ],
+            outputs=[io.Video.Output(display_name="video")],
+            hidden=[io.Hidden.unique_id],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "video": ("VIDEO", {"tooltip": "From core Load Video."}),
-                "audio": ("AUDIO", {"tooltip": "The new speech."}),
-                "lipsync_model": (MODEL_TYPE,),
-                "vae": ("VAE", {"tooltip": "sd-vae-ft-mse from the core VAE Loader."}),
-                "audio_encoder": (WHISPER_TYPE,),
-                "insightface": (INSIGHTFACE_TYPE,),
-                "length_policy": (LENGTH_POLICIES, {"default": PAD_AUDIO}),
-                "paste_mode": (MASKLESS_MODES, {"default": "lower_face",
-                               "tooltip": "jaw and full_face need models/face_parsing/79999_iter.pth."}),
-                "batch_size": ("INT", {"default": 8, "min": 1, "max": 256}),
-                "memory_budget_mb": ("INT", {"default": 1024, "min": 64, "max": 65536,
-                                     "tooltip": "RAM for decoded frames in flight; sets the chunk length."}),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
-
-    def dub(self, video, audio, lipsync_model, vae, audio_encoder, insightface, length_policy, paste_mode,
-            batch_size, memory_budget_mb, unique_id=None):
+    def execute(cls, video, audio, lipsync_model, vae, audio_encoder, insightface, length_policy, paste_mode,
+                batch_size, memory_budget_mb) -> io.NodeOutput:
         check_analysis(insightface)
         parser = None
         if paste_mode in PARSING_MODES:
@@ -72,13 +73,11 @@ class DubVideo:
         source, temporary = video_file(video, os.path.join(folder, f"source_{name}"))
         try:
             dub_video(source, audio["waveform"][0], audio["sample_rate"], output, models, settings,
-                      comfy_runtime(unique_id))
+                      comfy_runtime(node_id_of(cls)))
         finally:
             if temporary and os.path.exists(source):
                 os.remove(source)
-        from comfy_api.latest import InputImpl
-
-        return (InputImpl.VideoFromFile(output),)
+        return io.NodeOutput(InputImpl.VideoFromFile(output))
 
 
 def video_file(video, stem: str) -> tuple[str, bool]:
@@ -87,7 +86,7 @@ def video_file(video, stem: str) -> tuple[str, bool]:
     source = untrimmed_source(video)
     if isinstance(source, str) and os.path.isfile(source):
         return source, False
-    if isinstance(source, io.BytesIO):
+    if isinstance(source, BytesIO):
         with open(stem + ".bin", "wb") as handle:
             handle.write(source.getbuffer())
         return stem + ".bin", True

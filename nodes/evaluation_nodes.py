@@ -10,37 +10,45 @@ import json
 
 import numpy as np
 import torch
+from comfy_api.latest import io
 
 from ..modules.audio.speech_input import mono_16k
 from ..modules.errors import FrameInputError, SettingError
-from ..modules.evaluation.plots import plot_scores, summary_table
 from ..modules.evaluation.dub_scores import to_json
+from ..modules.evaluation.plots import plot_scores, summary_table
 from ..modules.evaluation.scoring import score_frames
 from ..modules.evaluation.syncnet import load_syncnet
 from ..modules.identity.identity_embeddings import embeddings_from_images
 from ..modules.video.frame_format import uint8_frames
-from .comfy_runtime import comfy_runtime, logger
-from .face_nodes import check_analysis
+from .comfy_runtime import comfy_runtime, logger, node_id_of
+from .face_nodes import INSIGHTFACE_IO, check_analysis
 from .model_folders import SYNCNET_FOLDER, file_input, full_path
 from .model_handles import load_to_device, wrap_module
+from .node_table import node_schema
 
 SYNCNET_TYPE = "UNAVGLIP_SYNCNET"  # a ModelPatcher around modules.evaluation.syncnet.SyncNet
 CATEGORY = "UnAvgLip/evaluation"
-FPS_INPUT = ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
-                       "tooltip": "The frames' rate (link Get Video Components' fps). SyncNet scores at 25 fps: "
-                                  "other rates are resampled for it."})
+SYNCNET_IO = io.Custom(SYNCNET_TYPE)
 
 
-def optional_inputs() -> dict:
-    return {
-        "original": ("IMAGE", {"tooltip": "The frames the dub was made from (same count and size): SSIM, PSNR, "
-                                          "landmark distance and identity against them."}),
-        "audio": ("AUDIO", {"tooltip": "The speech the dub was made with: lip sync and the silence check."}),
-        "face_analysis": ("INSIGHTFACE", {"tooltip": "Face Analysis Loader (UnAvgLip), or IPAdapter / InstantID's "
-                                                     "insightface: identity, landmarks and SyncNet's face track."}),
-        "syncnet": (SYNCNET_TYPE, {"tooltip": "Load SyncNet (UnAvgLip): LSE-C / LSE-D."}),
-        "reference_images": ("IMAGE", {"tooltip": "Photos of the person: identity when there is no original."}),
-    }
+def fps_input() -> io.Float.Input:
+    return io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001,
+                          tooltip="The frames' rate (link Get Video Components' fps). SyncNet scores at 25 fps: other "
+                                  "rates are resampled for it.")
+
+
+def optional_inputs() -> list:
+    return [
+        io.Image.Input("original", optional=True, tooltip="The frames the dub was made from (same count and size): "
+                       "SSIM, PSNR, landmark distance and identity against them."),
+        io.Audio.Input("audio", optional=True,
+                       tooltip="The speech the dub was made with: lip sync and the silence check."),
+        INSIGHTFACE_IO.Input("face_analysis", optional=True, tooltip="Face Analysis Loader (UnAvgLip), or IPAdapter "
+                             "/ InstantID's insightface: identity, landmarks and SyncNet's face track."),
+        SYNCNET_IO.Input("syncnet", optional=True, tooltip="Load SyncNet (UnAvgLip): LSE-C / LSE-D."),
+        io.Image.Input("reference_images", optional=True,
+                       tooltip="Photos of the person: identity when there is no original."),
+    ]
 
 
 def frames_uint8(images: torch.Tensor, what: str) -> np.ndarray:
@@ -86,69 +94,81 @@ def plot_image(summaries: dict) -> torch.Tensor:
     return torch.from_numpy(plot_scores(summaries).astype(np.float32) / 255).unsqueeze(0)
 
 
-class SyncNetLoader:
-    DESCRIPTION = "SyncNet (joonson/syncnet_python's syncnet_v2.model) from ComfyUI/models/syncnet, for LSE-C / LSE-D."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = (SYNCNET_TYPE,)
-    RETURN_NAMES = ("syncnet",)
-    FUNCTION = "load"
+class SyncNetLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category=CATEGORY,
+            description="SyncNet (joonson/syncnet_python's syncnet_v2.model) from ComfyUI/models/syncnet, for LSE-C / "
+                        "LSE-D.",
+            inputs=[file_input("syncnet_name", SYNCNET_FOLDER, "A file in ComfyUI/models/syncnet.")],
+            outputs=[SYNCNET_IO.Output(display_name="syncnet")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"syncnet_name": file_input(SYNCNET_FOLDER, "A file in ComfyUI/models/syncnet.")}}
-
-    def load(self, syncnet_name):
-        return (wrap_module(load_syncnet(full_path(SYNCNET_FOLDER, syncnet_name))),)
+    def execute(cls, syncnet_name) -> io.NodeOutput:
+        return io.NodeOutput(wrap_module(load_syncnet(full_path(SYNCNET_FOLDER, syncnet_name))))
 
 
-class EvaluateDub:
-    DESCRIPTION = ("Scores generated frames: identity (ArcFace cosine), SSIM / PSNR (whole and mouth half), "
-                   "LSE-C / LSE-D (SyncNet), mouth landmark distance, mouth opening on silent speech. Metrics whose "
-                   "input or model is missing are reported as not computed, with the reason.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("STRING", "IMAGE", "STRING")
-    RETURN_NAMES = ("metrics_json", "plot", "identity_per_frame")
-    OUTPUT_TOOLTIPS = ("Every metric with value, spread, frame count, or why it was not computed; per-frame "
-                       "curves.", "The per-frame curves.", "The identity cosine of each frame (null: no face).")
-    FUNCTION = "evaluate"
+class EvaluateDub(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category=CATEGORY,
+            description=("Scores generated frames: identity (ArcFace cosine), SSIM / PSNR (whole and mouth half), "
+                         "LSE-C / LSE-D (SyncNet), mouth landmark distance, mouth opening on silent speech. Metrics "
+                         "whose input or model is missing are reported as not computed, with the reason."),
+            inputs=[io.Image.Input("generated", tooltip="The dubbed frames (or generated crops)."), fps_input(),
+                    *optional_inputs()],
+            outputs=[
+                io.String.Output(display_name="metrics_json", tooltip="Every metric with value, spread, frame count, "
+                                 "or why it was not computed; per-frame curves."),
+                io.Image.Output(display_name="plot", tooltip="The per-frame curves."),
+                io.String.Output(display_name="identity_per_frame",
+                                 tooltip="The identity cosine of each frame (null: no face)."),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"generated": ("IMAGE", {"tooltip": "The dubbed frames (or generated crops)."}),
-                             "fps": FPS_INPUT},
-                "optional": optional_inputs(),
-                "hidden": {"node_id": "UNIQUE_ID"}}
-
-    def evaluate(self, generated, fps, node_id=None, **optional):
-        summary = score_version(generated, fps, node_id, **optional)
+    def execute(cls, generated, fps, **optional) -> io.NodeOutput:
+        summary = score_version(generated, fps, node_id_of(cls), **optional)
         identity = summary["per_frame"].get("identity_cosine", [])
         logger.info("UnAvgLip Evaluate:\n%s", summary_table({"dub": summary}))
-        return (to_json(summary), plot_image({"dub": summary}), json.dumps(identity))
+        return io.NodeOutput(to_json(summary), plot_image({"dub": summary}), json.dumps(identity))
 
 
-class CompareDubs:
-    DESCRIPTION = ("Scores two to four versions of one dub (adapter A vs adapter B vs none, two strengths, v1.0 vs "
-                   "v1.5) with the same original, speech and models: one table, one plot.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("STRING", "IMAGE", "STRING")
-    RETURN_NAMES = ("table", "plot", "metrics_json")
-    FUNCTION = "compare"
+class CompareDubs(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category=CATEGORY,
+            description=("Scores two to four versions of one dub (adapter A vs adapter B vs none, two strengths, v1.0 "
+                         "vs v1.5) with the same original, speech and models: one table, one plot."),
+            inputs=[
+                io.Image.Input("version_1"), io.Image.Input("version_2"), fps_input(),
+                io.String.Input("labels", default="first, second, third, fourth",
+                                tooltip="Names of the versions, comma-separated, in order."),
+                io.Image.Input("version_3", optional=True), io.Image.Input("version_4", optional=True),
+                *optional_inputs(),
+            ],
+            outputs=[io.String.Output(display_name="table"), io.Image.Output(display_name="plot"),
+                     io.String.Output(display_name="metrics_json")],
+            hidden=[io.Hidden.unique_id],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"version_1": ("IMAGE",), "version_2": ("IMAGE",), "fps": FPS_INPUT,
-                             "labels": ("STRING", {"default": "first, second, third, fourth",
-                                                   "tooltip": "Names of the versions, comma-separated, in order."})},
-                "optional": {"version_3": ("IMAGE",), "version_4": ("IMAGE",), **optional_inputs()},
-                "hidden": {"node_id": "UNIQUE_ID"}}
-
-    def compare(self, version_1, version_2, fps, labels, node_id=None, version_3=None, version_4=None, **optional):
+    def execute(cls, version_1, version_2, fps, labels, version_3=None, version_4=None, **optional) -> io.NodeOutput:
         versions = [v for v in (version_1, version_2, version_3, version_4) if v is not None]
         names = [name.strip() for name in labels.split(",") if name.strip()]
         names += [f"version {i + 1}" for i in range(len(names), len(versions))]
         if len(set(names[:len(versions)])) < len(versions):
             raise SettingError(f"labels must name each version differently; got {names[:len(versions)]}.")
-        summaries = {name: score_version(frames, fps, node_id, **optional) for name, frames in zip(names, versions)}
+        summaries = {name: score_version(frames, fps, node_id_of(cls), **optional)
+                     for name, frames in zip(names, versions)}
         table = summary_table(summaries)
         logger.info("UnAvgLip Compare Dubs:\n%s", table)
-        return (table, plot_image(summaries), to_json(summaries))
+        return io.NodeOutput(table, plot_image(summaries), to_json(summaries))

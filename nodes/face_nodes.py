@@ -8,11 +8,17 @@ import os
 
 import folder_paths
 import numpy as np
+from comfy_api.latest import io
 
 from ..modules.audio.whisper_features import check_fps
 from ..modules.errors import SettingError
 from ..modules.face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
-from ..modules.face.face_analysis import CHOOSE_RULES, PROVIDERS, list_model_packs, load_face_analysis
+from ..modules.face.face_analysis import (
+    CHOOSE_RULES,
+    PROVIDERS,
+    list_model_packs,
+    load_face_analysis,
+)
 from ..modules.face.face_crop import check_frames, crops_from_landmarks
 from ..modules.face.face_geometry import bbox_shift_range
 from ..modules.face.face_parsing import FILE_NAME as FACE_PARSER_FILE
@@ -21,14 +27,20 @@ from ..modules.face.face_track import image_faces, keypoint_faces, track_face
 from ..modules.face.paste_back import MODES as PASTE_MODES
 from ..modules.face.paste_back import PARSING_MODES, paste_back
 from ..modules.face.pose_keypoints import pose_frames
-from ..modules.identity.identity_embeddings import MODE_AVERAGED, combine, embeddings_from_images
-from .comfy_runtime import comfy_runtime, logger
+from ..modules.identity.identity_embeddings import (
+    MODE_AVERAGED,
+    combine,
+    embeddings_from_images,
+)
+from .comfy_runtime import comfy_runtime, logger, node_id_of
 from .model_folders import FACE_PARSING_FOLDER, INSIGHTFACE_FOLDER
 from .model_handles import load_to_device, wrap_module
+from .node_table import node_schema
 
 INSIGHTFACE_TYPE = "INSIGHTFACE"
 CROP_INFO_TYPE = "UNAVGLIP_CROP_INFO"
 POSE_TYPE = "POSE_KEYPOINT"  # comfyui_controlnet_aux (DWPose / OpenPose preprocessors)
+INSIGHTFACE_IO, CROP_INFO_IO, POSE_IO = io.Custom(INSIGHTFACE_TYPE), io.Custom(CROP_INFO_TYPE), io.Custom(POSE_TYPE)
 KNOWN_PACKS = ["buffalo_l", "antelopev2"]  # offered when none is installed, so running says what to put where
 
 _FACE_PARSERS = {}  # (path, mtime_ns) -> ModelPatcher of the BiSeNet face parser
@@ -62,35 +74,32 @@ def pack_root(pack: str) -> str:
     return roots[0]
 
 
-class FaceAnalysisLoader:
-    DESCRIPTION = (
-        "Loads an insightface model pack (face detection, 68 landmarks, ArcFace) from "
-        "ComfyUI/models/insightface/models/<pack>/. The output is the same INSIGHTFACE object the IPAdapter and "
-        "InstantID loaders give, so either can feed the other's nodes. Nothing is downloaded."
-    )
-    CATEGORY = "UnAvgLip/face"
-    RETURN_TYPES = (INSIGHTFACE_TYPE,)
-    RETURN_NAMES = ("insightface",)
-    FUNCTION = "load"
+class FaceAnalysisLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        packs = installed_packs() or list(KNOWN_PACKS)
+        return node_schema(
+            cls,
+            category="UnAvgLip/face",
+            description=(
+                "Loads an insightface model pack (face detection, 68 landmarks, ArcFace) from "
+                "ComfyUI/models/insightface/models/<pack>/. The output is the same INSIGHTFACE object the IPAdapter "
+                "and InstantID loaders give, so either can feed the other's nodes. Nothing is downloaded."
+            ),
+            inputs=[
+                io.Combo.Input("pack", options=packs, default="buffalo_l" if "buffalo_l" in packs else packs[0],
+                               tooltip="A folder in ComfyUI/models/insightface/models (buffalo_l, antelopev2)."),
+                io.Combo.Input("provider", options=list(PROVIDERS), default="CPU",
+                               tooltip="CUDA needs onnxruntime-gpu; without it the CPU is used (with a warning)."),
+                io.Int.Input("det_size", default=640, min=64, max=2048, step=32,
+                             tooltip="Square size the detector sees; smaller is faster, larger finds smaller faces."),
+            ],
+            outputs=[INSIGHTFACE_IO.Output(display_name="insightface")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        packs = installed_packs() or list(KNOWN_PACKS)
-        default = "buffalo_l" if "buffalo_l" in packs else packs[0]
-        return {
-            "required": {
-                "pack": (packs, {"default": default,
-                                 "tooltip": "A folder in ComfyUI/models/insightface/models (buffalo_l, antelopev2)."}),
-                "provider": (list(PROVIDERS), {"default": "CPU",
-                             "tooltip": "CUDA needs onnxruntime-gpu; without it the CPU is used (with a warning)."}),
-                "det_size": ("INT", {"default": 640, "min": 64, "max": 2048, "step": 32,
-                                     "tooltip": "Square size the detector sees; smaller is faster, larger finds "
-                                                "smaller faces."}),
-            }
-        }
-
-    def load(self, pack, provider, det_size):
-        return (load_face_analysis(pack_root(pack), pack, provider, int(det_size)),)
+    def execute(cls, pack, provider, det_size) -> io.NodeOutput:
+        return io.NodeOutput(load_face_analysis(pack_root(pack), pack, provider, int(det_size)))
 
 
 # ---- the face crop ----
@@ -104,56 +113,53 @@ def check_analysis(insightface) -> None:
         )
 
 
-class FaceCrop:
-    DESCRIPTION = (
-        "Finds one face per frame and cuts the 256x256 crop MuseTalk was trained on (v1.0: box moved by "
-        "bbox_shift; v1.5: chin extended by extra_margin). Landmarks come from an insightface face analysis or from "
-        "DWPose keypoints (connect exactly one). Landmark tracks are smoothed over time. Frames without a usable "
-        "face still get a crop (from the nearest frame with one) so the batch stays aligned with the audio; Paste "
-        "Back returns them unchanged."
-    )
-    CATEGORY = "UnAvgLip/face"
-    RETURN_TYPES = ("IMAGE", CROP_INFO_TYPE, "MASK")
-    RETURN_NAMES = ("crops", "crop_info", "face_mask")
-    FUNCTION = "crop"
+class FaceCrop(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category="UnAvgLip/face",
+            description=(
+                "Finds one face per frame and cuts the 256x256 crop MuseTalk was trained on (v1.0: box moved by "
+                "bbox_shift; v1.5: chin extended by extra_margin). Landmarks come from an insightface face analysis "
+                "or from DWPose keypoints (connect exactly one). Landmark tracks are smoothed over time. Frames "
+                "without a usable face still get a crop (from the nearest frame with one) so the batch stays aligned "
+                "with the audio; Paste Back returns them unchanged."
+            ),
+            inputs=[
+                io.Image.Input("frames"),
+                io.Combo.Input("geometry", options=[GEOMETRY_V10, GEOMETRY_V15], default=GEOMETRY_V15,
+                               tooltip="Match the lip-sync model: musetalk_v1.0 or musetalk_v1.5."),
+                io.Int.Input("bbox_shift", default=0, min=-200, max=200, step=1,
+                             tooltip="v1.0 only: moves the crop's middle line (positive: down, more mouth opening)."),
+                io.Int.Input("extra_margin", default=10, min=0, max=200, step=1,
+                             tooltip="v1.5 only: pixels added below the chin."),
+                io.Combo.Input("face_choice", options=list(CHOOSE_RULES), default="largest",
+                               tooltip="Which face when there are several. index counts from the left; "
+                                       "closest_to_reference needs reference_face and insightface."),
+                io.Int.Input("face_index", default=0, min=0, max=64,
+                             tooltip="For face_choice 'index': 0 is the leftmost face."),
+                io.Float.Input("fps", default=25.0, min=0.01, max=240.0, step=0.001,
+                               tooltip="The video's frame rate (sets the time scale of the smoothing)."),
+                io.Float.Input("smoothing", default=1.0, min=0.0, max=10.0, step=0.05,
+                               tooltip="Landmark smoothing over time; 0 turns it off."),
+                io.Int.Input("min_face_size", default=32, min=0, max=4096,
+                             tooltip="Faces with a smaller crop box are skipped (passed through)."),
+                INSIGHTFACE_IO.Input("insightface", optional=True, tooltip="Face analysis from Face Analysis Loader "
+                                     "(UnAvgLip) or the IPAdapter / InstantID loader."),
+                POSE_IO.Input("pose_keypoints", optional=True, tooltip="DWPose keypoints (comfyui_controlnet_aux) of "
+                              "these frames, with the face enabled."),
+                io.Image.Input("reference_face", optional=True, tooltip="A photo of the person to crop, for "
+                               "face_choice 'closest_to_reference'."),
+            ],
+            outputs=[io.Image.Output(display_name="crops"), CROP_INFO_IO.Output(display_name="crop_info"),
+                     io.Mask.Output(display_name="face_mask")],
+            hidden=[io.Hidden.unique_id],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "frames": ("IMAGE",),
-                "geometry": ([GEOMETRY_V10, GEOMETRY_V15], {"default": GEOMETRY_V15,
-                             "tooltip": "Match the lip-sync model: musetalk_v1.0 or musetalk_v1.5."}),
-                "bbox_shift": ("INT", {"default": 0, "min": -200, "max": 200, "step": 1,
-                                       "tooltip": "v1.0 only: moves the crop's middle line (positive: down, more "
-                                                  "mouth opening)."}),
-                "extra_margin": ("INT", {"default": 10, "min": 0, "max": 200, "step": 1,
-                                         "tooltip": "v1.5 only: pixels added below the chin."}),
-                "face_choice": (list(CHOOSE_RULES), {"default": "largest",
-                                "tooltip": "Which face when there are several. index counts from the left; "
-                                           "closest_to_reference needs reference_face and insightface."}),
-                "face_index": ("INT", {"default": 0, "min": 0, "max": 64,
-                                       "tooltip": "For face_choice 'index': 0 is the leftmost face."}),
-                "fps": ("FLOAT", {"default": 25.0, "min": 0.01, "max": 240.0, "step": 0.001,
-                                  "tooltip": "The video's frame rate (sets the time scale of the smoothing)."}),
-                "smoothing": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.05,
-                                        "tooltip": "Landmark smoothing over time; 0 turns it off."}),
-                "min_face_size": ("INT", {"default": 32, "min": 0, "max": 4096,
-                                          "tooltip": "Faces with a smaller crop box are skipped (passed through)."}),
-            },
-            "optional": {
-                "insightface": (INSIGHTFACE_TYPE, {"tooltip": "Face analysis from Face Analysis Loader (UnAvgLip) "
-                                                              "or the IPAdapter / InstantID loader."}),
-                "pose_keypoints": (POSE_TYPE, {"tooltip": "DWPose keypoints (comfyui_controlnet_aux) of these "
-                                                          "frames, with the face enabled."}),
-                "reference_face": ("IMAGE", {"tooltip": "A photo of the person to crop, for face_choice "
-                                                        "'closest_to_reference'."}),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
-
-    def crop(self, frames, geometry, bbox_shift, extra_margin, face_choice, face_index, fps, smoothing,
-             min_face_size, insightface=None, pose_keypoints=None, reference_face=None, unique_id=None):
+    def execute(cls, frames, geometry, bbox_shift, extra_margin, face_choice, face_index, fps, smoothing,
+                min_face_size, insightface=None, pose_keypoints=None, reference_face=None) -> io.NodeOutput:
         count, height, width = check_frames(frames)
         if (insightface is None) == (pose_keypoints is None):
             raise SettingError(
@@ -167,7 +173,8 @@ class FaceCrop:
 
         if insightface is not None:
             check_analysis(insightface)
-            reference = self.reference(insightface, reference_face) if face_choice == "closest_to_reference" else None
+            reference = (reference_direction(insightface, reference_face)
+                         if face_choice == "closest_to_reference" else None)
             faces = image_faces(insightface, frames, with_embedding=reference is not None)
         else:
             if face_choice == "closest_to_reference":
@@ -176,7 +183,7 @@ class FaceCrop:
                     "have. Use the insightface input instead, or choose 'largest' or 'index'."
                 )
             reference, faces = None, keypoint_faces(pose_frames(pose_keypoints, count), height, width)
-        track = track_face(faces, face_choice, face_index, reference, comfy_runtime(unique_id), count)
+        track = track_face(faces, face_choice, face_index, reference, comfy_runtime(node_id_of(cls)), count)
         landmarks = track.landmarks
         if track.partial:
             logger.warning("UnAvgLip Face Crop: in %d of %d frames the chosen DWPose face lacks some of its 68 "
@@ -190,16 +197,16 @@ class FaceCrop:
         if geometry == GEOMETRY_V10:  # MuseTalk v1.0 prints this hint for its bbox_shift setting too
             low, high = bbox_shift_range(landmarks)
             logger.info("UnAvgLip Face Crop: bbox_shift for these faces can range from %d to %d.", low, high)
-        return (crops, info, mask)
+        return io.NodeOutput(crops, info, mask)
 
-    @staticmethod
-    def reference(insightface, reference_face) -> np.ndarray:
-        """The mean ArcFace direction of the reference photos, to choose the face closest to it."""
-        if reference_face is None:
-            raise SettingError("Face choice 'closest_to_reference' needs a reference_face image; connect one "
-                               "or choose 'largest' or 'index'.")
-        embeddings = embeddings_from_images(insightface, reference_face, log=logger.info)
-        return combine(embeddings, MODE_AVERAGED)[0, 0].numpy()
+
+def reference_direction(insightface, reference_face) -> np.ndarray:
+    """The mean ArcFace direction of the reference photos, to choose the face closest to it."""
+    if reference_face is None:
+        raise SettingError("Face choice 'closest_to_reference' needs a reference_face image; connect one "
+                           "or choose 'largest' or 'index'.")
+    embeddings = embeddings_from_images(insightface, reference_face, log=logger.info)
+    return combine(embeddings, MODE_AVERAGED)[0, 0].numpy()
 
 
 # ---- paste back ----
@@ -229,37 +236,35 @@ def face_parser(path: str):
     return load_to_device(_FACE_PARSERS[key])
 
 
-class PasteBack:
-    DESCRIPTION = (
-        "Blends the generated face crops back into the full frames, feathered so there is no seam. Modes: "
-        "lower_face (mouth, jaw and chin from the landmarks; no model needed), jaw (MuseTalk v1.5) and full_face "
-        "(UnAvgLip), which need the BiSeNet 79999_iter.pth in ComfyUI/models/face_parsing, and mask (your own). "
-        "Frames without a face come back unchanged."
-    )
-    CATEGORY = "UnAvgLip/face"
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("images", "blend_mask")
-    FUNCTION = "paste"
+class PasteBack(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category="UnAvgLip/face",
+            description=(
+                "Blends the generated face crops back into the full frames, feathered so there is no seam. Modes: "
+                "lower_face (mouth, jaw and chin from the landmarks; no model needed), jaw (MuseTalk v1.5) and "
+                "full_face (UnAvgLip), which need the BiSeNet 79999_iter.pth in ComfyUI/models/face_parsing, and mask "
+                "(your own). Frames without a face come back unchanged."
+            ),
+            inputs=[
+                io.Image.Input("frames", tooltip="The frames that went into Face Crop."),
+                io.Image.Input("generated_crops", tooltip="The sampler's 256x256 crops (one per frame or per face)."),
+                CROP_INFO_IO.Input("crop_info"),
+                io.Combo.Input("mode", options=list(PASTE_MODES), default="lower_face"),
+                io.Int.Input("feather_px", default=-1, min=-1, max=512,
+                             tooltip="Width of the soft edge; -1: 10% of the face box, 0: hard edge."),
+                io.Boolean.Input("color_match", default=False,
+                                 tooltip="Match the generated region's colour to the original's."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="For mode 'mask': frame-sized [N,H,W] or crop-sized [N,256,256]."),
+            ],
+            outputs=[io.Image.Output(display_name="images"), io.Mask.Output(display_name="blend_mask")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "frames": ("IMAGE", {"tooltip": "The frames that went into Face Crop."}),
-                "generated_crops": ("IMAGE", {"tooltip": "The sampler's 256x256 crops (one per frame or per face)."}),
-                "crop_info": (CROP_INFO_TYPE,),
-                "mode": (list(PASTE_MODES), {"default": "lower_face"}),
-                "feather_px": ("INT", {"default": -1, "min": -1, "max": 512,
-                                       "tooltip": "Width of the soft edge; -1: 10% of the face box, 0: hard edge."}),
-                "color_match": ("BOOLEAN", {"default": False,
-                                            "tooltip": "Match the generated region's colour to the original's."}),
-            },
-            "optional": {
-                "mask": ("MASK", {"tooltip": "For mode 'mask': frame-sized [N,H,W] or crop-sized [N,256,256]."}),
-            },
-        }
-
-    def paste(self, frames, generated_crops, crop_info, mode, feather_px, color_match, mask=None):
+    def execute(cls, frames, generated_crops, crop_info, mode, feather_px, color_match, mask=None) -> io.NodeOutput:
         if not isinstance(crop_info, CropInfo):
             raise SettingError(f"crop_info must come from Face Crop (UnAvgLip); got {type(crop_info).__name__}.")
         parser = None
@@ -272,4 +277,4 @@ class PasteBack:
             frames, generated_crops, crop_info, mode=mode, feather_px=None if feather_px < 0 else int(feather_px),
             color_match=bool(color_match), user_mask=mask, face_parser=parser,
         )
-        return (images, blend_mask)
+        return io.NodeOutput(images, blend_mask)

@@ -4,15 +4,35 @@ import logging
 
 import comfy.model_management as model_management
 import torch
+from comfy_api.latest import io
 
 from ..modules.audio.whisper_encoder import load_whisper_encoder
 from ..modules.musetalk.musetalk_unet import VERSIONS, load_lipsync_unet
 from ..modules.precision import DTYPE_NAMES, DTYPES, usable_dtype
-from .model_folders import AUDIO_ENCODER_FOLDER, LIPSYNC_FOLDER, file_input, full_path, hf_model_folders, weight_files
-from .model_handles import MODEL_TYPE, WHISPER_TYPE, LipSyncModel, WhisperHandle, wrap_module
+from .model_folders import (
+    AUDIO_ENCODER_FOLDER,
+    LIPSYNC_FOLDER,
+    file_input,
+    full_path,
+    hf_model_folders,
+    weight_files,
+)
+from .model_handles import (
+    MODEL_IO,
+    WHISPER_IO,
+    LipSyncModel,
+    WhisperHandle,
+    wrap_module,
+)
+from .node_table import node_schema
 
 WEIGHT_DTYPES = DTYPE_NAMES
 logger = logging.getLogger(__name__)
+
+
+def weight_dtype_input() -> io.Combo.Input:
+    return io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="auto",
+                          tooltip="auto: fp16/bf16 on a GPU that supports it, fp32 on CPU.")
 
 
 def choose_dtype(name: str) -> torch.dtype:
@@ -26,53 +46,52 @@ def choose_dtype(name: str) -> torch.dtype:
     return torch.float32
 
 
-class LipSyncModelLoader:
-    DESCRIPTION = (
-        "Loads a MuseTalk UNet from models/lipsync (v1.0: musetalk/pytorch_model.bin with musetalk.json; "
-        "v1.5: musetalkV15/unet.pth). 'auto' tells the version from the published file names."
-    )
-    CATEGORY = "UnAvgLip/loaders"
-    RETURN_TYPES = (MODEL_TYPE,)
-    RETURN_NAMES = ("lipsync_model",)
-    FUNCTION = "load"
+class LipSyncModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category="UnAvgLip/loaders",
+            description=(
+                "Loads a MuseTalk UNet from models/lipsync (v1.0: musetalk/pytorch_model.bin with musetalk.json; "
+                "v1.5: musetalkV15/unet.pth). 'auto' tells the version from the published file names."
+            ),
+            inputs=[
+                file_input("unet_name", LIPSYNC_FOLDER, "A file in ComfyUI/models/lipsync."),
+                io.Combo.Input("version", options=("auto",) + VERSIONS, default="auto",
+                               tooltip="v1.0 and v1.5 need different audio features; 'auto' reads the file name."),
+                weight_dtype_input(),
+            ],
+            outputs=[MODEL_IO.Output(display_name="lipsync_model")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "unet_name": file_input(LIPSYNC_FOLDER, "A file in ComfyUI/models/lipsync."),
-                "version": (("auto",) + VERSIONS, {"default": "auto",
-                            "tooltip": "v1.0 and v1.5 need different audio features; 'auto' reads the file name."}),
-                "weight_dtype": (WEIGHT_DTYPES, {"default": "auto",
-                                 "tooltip": "auto: fp16/bf16 on a GPU that supports it, fp32 on CPU."}),
-            }
-        }
-
-    def load(self, unet_name, version, weight_dtype):
+    def execute(cls, unet_name, version, weight_dtype) -> io.NodeOutput:
         base = load_lipsync_unet(full_path(LIPSYNC_FOLDER, unet_name), version=version)
         dtype = choose_dtype(weight_dtype)
         if dtype != torch.float32:
             base.unet.to(dtype)
-        return (LipSyncModel(patcher=wrap_module(base.unet), version=base.version, source=base.source),)
+        return io.NodeOutput(LipSyncModel(patcher=wrap_module(base.unet), version=base.version, source=base.source))
 
 
-class WhisperLoader:
-    DESCRIPTION = (
-        "Loads the Whisper-tiny audio encoder MuseTalk uses, from models/audio_encoders: OpenAI's tiny.pt or a "
-        "HF whisper-tiny folder (shown with a trailing '/'). Runs in fp32: it is small and its features feed "
-        "every frame."
-    )
-    CATEGORY = "UnAvgLip/loaders"
-    RETURN_TYPES = (WHISPER_TYPE,)
-    RETURN_NAMES = ("audio_encoder",)
-    FUNCTION = "load"
+class WhisperLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        choices = weight_files(AUDIO_ENCODER_FOLDER) + hf_model_folders(AUDIO_ENCODER_FOLDER)
+        return node_schema(
+            cls,
+            category="UnAvgLip/loaders",
+            description=(
+                "Loads the Whisper-tiny audio encoder MuseTalk uses, from models/audio_encoders: OpenAI's tiny.pt or "
+                "a HF whisper-tiny folder (shown with a trailing '/'). Runs in fp32: it is small and its features "
+                "feed every frame."
+            ),
+            inputs=[io.Combo.Input("encoder_name", options=choices, tooltip="tiny.pt or a whisper-tiny folder.")],
+            outputs=[WHISPER_IO.Output(display_name="audio_encoder")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        choices = weight_files(AUDIO_ENCODER_FOLDER) + hf_model_folders(AUDIO_ENCODER_FOLDER)
-        return {"required": {"encoder_name": (choices, {"tooltip": "tiny.pt or a whisper-tiny folder."})}}
-
-    def load(self, encoder_name):
+    def execute(cls, encoder_name) -> io.NodeOutput:
         path = full_path(AUDIO_ENCODER_FOLDER, encoder_name)
         encoder = load_whisper_encoder(path)
-        return (WhisperHandle(patcher=wrap_module(encoder), source=path),)
+        return io.NodeOutput(WhisperHandle(patcher=wrap_module(encoder), source=path))

@@ -4,9 +4,15 @@ that say where files go."""
 import os
 
 import folder_paths
+from comfy_api.latest import io
 
 from ..modules.errors import ModelFileError
-from ..modules.files.model_files import folder_extensions, model_file, model_folders, where_to_get
+from ..modules.files.model_files import (
+    folder_extensions,
+    model_file,
+    model_folders,
+    where_to_get,
+)
 
 LIPSYNC_FOLDER = model_file("MuseTalk v1.5").folder
 AUDIO_ENCODER_FOLDER = model_file("audio encoder").folder  # core already registers it
@@ -44,11 +50,11 @@ def weight_files(folder_name: str) -> list[str]:
             if os.path.splitext(name)[1].lower() in extensions]
 
 
-def file_input(folder_name: str, tooltip: str, preferred: str = "", keep=None) -> tuple:
+def file_input(input_id: str, folder_name: str, tooltip: str, preferred: str = "", keep=None) -> io.Combo.Input:
     """A loader's combo of the folder's weight files (those `keep` accepts), the conventional one first so that it is
     the widget's default."""
     names = [name for name in weight_files(folder_name) if keep is None or keep(name)]
-    return preferred_first(names, preferred), {"tooltip": tooltip}
+    return io.Combo.Input(input_id, options=preferred_first(names, preferred), tooltip=tooltip)
 
 
 def preferred_first(names: list[str], preferred: str) -> list[str]:

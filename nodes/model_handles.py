@@ -10,11 +10,14 @@ from dataclasses import dataclass
 import comfy.model_management as model_management
 import comfy.model_patcher
 import torch
+from comfy_api.latest import io
 
 MODEL_TYPE = "UNAVGLIP_MODEL"
 WHISPER_TYPE = "UNAVGLIP_WHISPER"
 ADAPTER_TYPE = "UNAVGLIP_ADAPTER"
 IDENTITY_TYPE = "UNAVGLIP_IDENTITY"
+MODEL_IO, WHISPER_IO = io.Custom(MODEL_TYPE), io.Custom(WHISPER_TYPE)
+ADAPTER_IO, IDENTITY_IO = io.Custom(ADAPTER_TYPE), io.Custom(IDENTITY_TYPE)
 
 
 class ManagedModule(torch.nn.Module):

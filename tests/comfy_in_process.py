@@ -1,6 +1,7 @@
 """ComfyUI imported in this process with its model (and optionally input/output) folders moved to temporary ones,
 and the pack imported the way ComfyUI imports it (its root as a package). Used by the in-process node tests."""
 
+import asyncio
 import importlib
 import importlib.util
 import os
@@ -31,6 +32,29 @@ def import_insightface_standins():
     pytest.importorskip("insightface")
     pytest.importorskip("onnxruntime")
     return importlib.import_module("tests.insightface_standins")
+
+
+def registered_nodes(pack) -> tuple[dict, dict]:
+    """What ComfyUI registers from the pack through its comfy_entrypoint: (node id -> V3 class, node id -> name)."""
+    extension = asyncio.run(pack.comfy_entrypoint())
+    classes = asyncio.run(extension.get_node_list())
+    schemas = [node_class.GET_SCHEMA() for node_class in classes]
+    return ({schema.node_id: node_class for schema, node_class in zip(schemas, classes)},
+            {schema.node_id: schema.display_name for schema in schemas})
+
+
+def running_as(node_class, unique_id: str):
+    """The class as ComfyUI's executor runs it for graph node `unique_id` (its hidden inputs filled in)."""
+    from comfy_api.latest import io
+
+    return node_class.PREPARE_CLASS_CLONE({"hidden_inputs": {io.Hidden.unique_id: unique_id}})
+
+
+def combo_options(node_class, name: str) -> list:
+    """The options of a combo input as the V3 schema serves them."""
+    spec = node_class.INPUT_TYPES()["required"][name]
+    assert spec[0] == "COMBO", spec
+    return spec[1]["options"]
 
 
 def refuse_network(monkeypatch) -> None:

@@ -18,9 +18,11 @@ import pytest
 from comfy_in_process import (
     COMFYUI_PATH,
     IN_PROCESS_MARKS,
+    combo_options,
     comfy_with_pack,
     import_insightface_standins,
     refuse_network,
+    registered_nodes,
 )
 
 PACK_NAME = "unavglip_pack_adapter_test"
@@ -66,7 +68,7 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def node(comfy):
-    mappings = comfy["pack"].NODE_CLASS_MAPPINGS
+    mappings = registered_nodes(comfy["pack"])[0]
     return {name: mappings["UnAvgLip_" + name]() for name in
             ("IDAdapterLoader", "IdentityPerceiver", "IDCrossAttnApply", "FaceAnalysisLoader", "LipSyncModelLoader")}
 
@@ -74,18 +76,18 @@ def node(comfy):
 @pytest.fixture(scope="module")
 def analysis(comfy, node):
     with comfy["torch"].inference_mode():
-        (result,) = node["FaceAnalysisLoader"].load("buffalo_l", "CPU", 640)
+        (result,) = node["FaceAnalysisLoader"].execute("buffalo_l", "CPU", 640)
     return result
 
 
 @pytest.fixture(scope="module")
 def adapters(comfy, node):
-    return {name: node["IDAdapterLoader"].load(name, "fp32")[0] for name in (FIRST, SECOND, OTHER_BASE)}
+    return {name: node["IDAdapterLoader"].execute(name, "fp32")[0] for name in (FIRST, SECOND, OTHER_BASE)}
 
 
 @pytest.fixture(scope="module")
 def lipsync_model(node):
-    (model,) = node["LipSyncModelLoader"].load("musetalk/pytorch_model.bin", "auto", "fp32")
+    (model,) = node["LipSyncModelLoader"].execute("musetalk/pytorch_model.bin", "auto", "fp32")
     return model
 
 
@@ -96,22 +98,22 @@ def images(standins, torch, faces: list):
 
 
 def perceive(node, adapter, mode="raw", embedding_file="none", max_references=0, save_as="", **optional):
-    (identity,) = node["IdentityPerceiver"].perceive(adapter, mode, embedding_file, max_references, save_as,
+    (identity,) = node["IdentityPerceiver"].execute(adapter, mode, embedding_file, max_references, save_as,
                                                      **optional)
     return identity
 
 
 def test_adapter_loader_lists_and_loads_checkpoints(comfy, adapters):
-    loader = comfy["pack"].NODE_CLASS_MAPPINGS["UnAvgLip_IDAdapterLoader"]
-    names = loader.INPUT_TYPES()["required"]["adapter_name"][0]
+    loader = registered_nodes(comfy["pack"])[0]["UnAvgLip_IDAdapterLoader"]
+    names = combo_options(loader, "adapter_name")
     assert sorted(names) == sorted([FIRST, SECOND, OTHER_BASE])
-    assert loader.RETURN_TYPES == ("UNAVGLIP_ADAPTER",) and loader.CATEGORY == "UnAvgLip/identity"
+    assert tuple(loader.RETURN_TYPES) == ("UNAVGLIP_ADAPTER",) and loader.CATEGORY == "UnAvgLip/identity"
     handle = adapters[FIRST]
     assert handle.source == str(comfy["models_dir"] / "unavglip" / FIRST)
     assert type(handle.adapter).__name__ == "IdentityAdapter" and handle.adapter.num_tokens == 4
     assert all(p.dtype == comfy["torch"].float32 for p in handle.adapter.parameters())
     with pytest.raises(ValueError, match="not found in the 'unavglip' model folder"):
-        loader().load("checkpoint-9/pytorch_model.bin", "fp32")
+        loader().execute("checkpoint-9/pytorch_model.bin", "fp32")
 
 
 def test_perceiver_skips_an_image_without_a_face_and_names_it(comfy, standins, node, analysis, adapters, caplog):
@@ -149,8 +151,8 @@ def test_saved_identity_is_listed_and_gives_the_same_tokens(comfy, standins, nod
     assert os.path.isfile(path)
     listed = "unavglip_identities/Jane_Doe.safetensors [output]"
     assert listed in adapter_nodes.embedding_files()
-    options = adapter_nodes.IdentityPerceiverNode.INPUT_TYPES()["required"]["embedding_file"]
-    assert options[0][0] == "none" and listed in options[0] and options[1]["default"] == "none"
+    options = adapter_nodes.IdentityPerceiverNode.INPUT_TYPES()["required"]["embedding_file"][1]
+    assert options["options"][0] == "none" and listed in options["options"] and options["default"] == "none"
 
     loaded = perceive(node, adapters[FIRST], embedding_file=listed)  # no images, no face analysis needed
     torch.testing.assert_close(loaded.embeddings, made.embeddings, rtol=0, atol=0)
@@ -176,7 +178,7 @@ def test_apply_returns_a_patched_copy_per_adapter(comfy, standins, node, analysi
     torch = comfy["torch"]
     batch = images(standins, torch, FACE_BOXES)
     identity = perceive(node, adapters[FIRST], face_analysis=analysis, reference_images=batch)
-    apply = node["IDCrossAttnApply"].apply
+    apply = node["IDCrossAttnApply"].execute
     (first,) = apply(lipsync_model, adapters[FIRST], identity, 0.5, 1.0)
     (second,) = apply(lipsync_model, adapters[SECOND], identity, 0.75, 0.5)
 
@@ -197,11 +199,11 @@ def test_apply_returns_a_patched_copy_per_adapter(comfy, standins, node, analysi
 def test_apply_at_zero_strengths_gives_the_base_model(node, standins, comfy, analysis, adapters, lipsync_model):
     batch = images(standins, comfy["torch"], FACE_BOXES[:1])
     identity = perceive(node, adapters[FIRST], face_analysis=analysis, reference_images=batch)
-    (patched,) = node["IDCrossAttnApply"].apply(lipsync_model, adapters[FIRST], identity, 0.5, 1.0)
-    (off,) = node["IDCrossAttnApply"].apply(patched, adapters[FIRST], identity, 0.0, 0.0)
+    (patched,) = node["IDCrossAttnApply"].execute(lipsync_model, adapters[FIRST], identity, 0.5, 1.0)
+    (off,) = node["IDCrossAttnApply"].execute(patched, adapters[FIRST], identity, 0.0, 0.0)
     assert off.identity is None and patched.identity is not None
     assert off == lipsync_model and off is not patched  # same patcher, version and source, no identity
-    (only_lora,) = node["IDCrossAttnApply"].apply(lipsync_model, adapters[FIRST], identity, 0.0, 1.0)
+    (only_lora,) = node["IDCrossAttnApply"].execute(lipsync_model, adapters[FIRST], identity, 0.0, 1.0)
     assert only_lora.identity is not None  # one strength above zero keeps the adapter
 
 
@@ -212,4 +214,4 @@ def test_apply_refuses_an_adapter_for_another_base_model(comfy, standins, node, 
     identity = perceive(node, other, face_analysis=analysis, reference_images=batch)
     assert tuple(identity.tokens.shape) == (1, 4, 32)
     with pytest.raises(comfy["errors"].SettingError, match="another base model"):
-        node["IDCrossAttnApply"].apply(lipsync_model, other, identity, 0.5, 1.0)
+        node["IDCrossAttnApply"].execute(lipsync_model, other, identity, 0.5, 1.0)

@@ -12,9 +12,11 @@ import pytest
 from comfy_in_process import (
     COMFYUI_PATH,
     IN_PROCESS_MARKS,
+    combo_options,
     comfy_with_pack,
     import_insightface_standins,
     refuse_network,
+    registered_nodes,
 )
 
 PACK_NAME = "unavglip_pack_evaluation_test"
@@ -37,7 +39,7 @@ def comfy(standins, tmp_path_factory):
         random_models = importlib.import_module(PACK_NAME + ".modules.demo.random_models")
         random_models.write_syncnet(str(models_dir / "syncnet" / "syncnet_v2.model"), seed=4)
         demo_media = importlib.import_module(PACK_NAME + ".modules.demo.demo_media")
-        mappings = pack.NODE_CLASS_MAPPINGS
+        mappings = registered_nodes(pack)[0]
         yield {"torch": torch, "nodes": {name: mappings["UnAvgLip_" + name]() for name in
                                          ("SyncNetLoader", "EvaluateDub", "CompareDubs", "FaceAnalysisLoader")},
                "mappings": mappings, "speech": np.concatenate([demo_media.speech_like_signal(16000, 0.32),  # then silence
@@ -58,13 +60,13 @@ def frames(comfy, standins, shift: int):
 
 def test_loader_lists_syncnet_and_evaluate_scores_everything(comfy, standins):
     torch, node = comfy["torch"], comfy["nodes"]
-    listed = comfy["mappings"]["UnAvgLip_SyncNetLoader"].INPUT_TYPES()["required"]["syncnet_name"][0]
+    listed = combo_options(comfy["mappings"]["UnAvgLip_SyncNetLoader"], "syncnet_name")
     assert listed == ["syncnet_v2.model"]
     with torch.inference_mode():
-        (syncnet,) = node["SyncNetLoader"].load("syncnet_v2.model")
-        (analysis,) = node["FaceAnalysisLoader"].load("buffalo_l", "CPU", 640)
+        (syncnet,) = node["SyncNetLoader"].execute("syncnet_v2.model")
+        (analysis,) = node["FaceAnalysisLoader"].execute("buffalo_l", "CPU", 640)
         audio = {"waveform": torch.from_numpy(comfy["speech"]).unsqueeze(0), "sample_rate": 16000}  # [1, 1, T]
-        metrics_json, plot, identity = node["EvaluateDub"].evaluate(
+        metrics_json, plot, identity = node["EvaluateDub"].execute(
             frames(comfy, standins, 3), 25.0, original=frames(comfy, standins, 0), audio=audio,
             face_analysis=analysis, syncnet=syncnet)
     metrics = json.loads(metrics_json)["metrics"]
@@ -78,7 +80,7 @@ def test_loader_lists_syncnet_and_evaluate_scores_everything(comfy, standins):
 def test_compare_gives_one_table_for_all_versions_and_says_what_is_missing(comfy, standins):
     torch, node = comfy["torch"], comfy["nodes"]
     with torch.inference_mode():
-        table, plot, metrics_json = node["CompareDubs"].compare(
+        table, plot, metrics_json = node["CompareDubs"].execute(
             frames(comfy, standins, 0), frames(comfy, standins, 5), 25.0, "base, adapter",
             version_3=frames(comfy, standins, 2), original=frames(comfy, standins, 0))
     assert table.splitlines()[0].split() == ["metric", "base", "adapter", "version", "3"]
@@ -88,9 +90,9 @@ def test_compare_gives_one_table_for_all_versions_and_says_what_is_missing(comfy
     assert summaries["base"]["metrics"]["lse_c"] == {"computed": False,
                                                      "why": "no SyncNet given (models/syncnet/syncnet_v2.model)"}
     with pytest.raises(comfy["errors"].SettingError, match="differently"):
-        node["CompareDubs"].compare(frames(comfy, standins, 0), frames(comfy, standins, 0), 25.0, "same, same")
+        node["CompareDubs"].execute(frames(comfy, standins, 0), frames(comfy, standins, 0), 25.0, "same, same")
     with pytest.raises(comfy["errors"].FrameInputError, match="same size"):
-        node["EvaluateDub"].evaluate(frames(comfy, standins, 0), 25.0, original=frames(comfy, standins, 0)[:, :100])
-    metrics_json, _, _ = node["EvaluateDub"].evaluate(frames(comfy, standins, 0), 25.0,
+        node["EvaluateDub"].execute(frames(comfy, standins, 0), 25.0, original=frames(comfy, standins, 0)[:, :100])
+    metrics_json, _, _ = node["EvaluateDub"].execute(frames(comfy, standins, 0), 25.0,
                                                       original=frames(comfy, standins, 0)[:6])
     assert "index ratio" in json.loads(metrics_json)["original_aligned"]

@@ -16,9 +16,11 @@ import pytest
 from comfy_in_process import (
     COMFYUI_PATH,
     IN_PROCESS_MARKS,
+    combo_options,
     comfy_with_pack,
     import_insightface_standins,
     refuse_network,
+    registered_nodes,
 )
 
 PACK_NAME = "unavglip_pack_under_test"
@@ -49,7 +51,7 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def node_classes(comfy):
-    mappings = comfy["pack"].NODE_CLASS_MAPPINGS
+    mappings = registered_nodes(comfy["pack"])[0]
     return {name: mappings["UnAvgLip_" + name] for name in ("FaceAnalysisLoader", "FaceCrop", "PasteBack")}
 
 
@@ -57,7 +59,7 @@ def node_classes(comfy):
 def analysis(comfy, node_classes):
     loader = node_classes["FaceAnalysisLoader"]
     with comfy["torch"].inference_mode():
-        (result,) = loader().load("buffalo_l", "CPU", 640)
+        (result,) = loader().execute("buffalo_l", "CPU", 640)
     return result
 
 
@@ -91,14 +93,15 @@ def crop_args(**overrides):
 
 def test_nodes_registered_with_names_and_folders(comfy):
     pack, folder_paths = comfy["pack"], comfy["folder_paths"]
+    classes, names = registered_nodes(pack)
     for node_id, name in [("UnAvgLip_FaceAnalysisLoader", "Face Analysis Loader (UnAvgLip)"),
                           ("UnAvgLip_FaceCrop", "Face Crop (UnAvgLip)"),
                           ("UnAvgLip_PasteBack", "Paste Back (UnAvgLip)")]:
-        assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == name
-        node = pack.NODE_CLASS_MAPPINGS[node_id]
+        assert names[node_id] == name
+        node = classes[node_id]
         assert node.CATEGORY == "UnAvgLip/face" and node.DESCRIPTION
         assert callable(getattr(node, node.FUNCTION))
-    assert "UnAvgLip_LoadAudio" in pack.NODE_CLASS_MAPPINGS  # existing entries kept
+    assert "UnAvgLip_LoadAudio" in classes
     models_dir = str(comfy["models_dir"])
     assert folder_paths.get_folder_paths("insightface") == [os.path.join(models_dir, "insightface")]
     assert folder_paths.get_folder_paths("face_parsing") == [os.path.join(models_dir, "face_parsing")]
@@ -106,12 +109,12 @@ def test_nodes_registered_with_names_and_folders(comfy):
 
 def test_loader_lists_installed_packs_and_explains_missing_ones(comfy, node_classes, analysis):
     loader = node_classes["FaceAnalysisLoader"]
-    pack_input = loader.INPUT_TYPES()["required"]["pack"]
-    assert pack_input[0] == ["buffalo_l"] and pack_input[1]["default"] == "buffalo_l"
-    assert loader.RETURN_TYPES == ("INSIGHTFACE",)
+    pack_input = loader.INPUT_TYPES()["required"]["pack"][1]
+    assert pack_input["options"] == ["buffalo_l"] and pack_input["default"] == "buffalo_l"
+    assert tuple(loader.RETURN_TYPES) == ("INSIGHTFACE",)
     assert type(analysis).__name__ == "FaceAnalysis" and callable(analysis.get)
     with pytest.raises(ValueError, match="antelopev2.*not found") as error:
-        loader().load("antelopev2", "CPU", 640)
+        loader().execute("antelopev2", "CPU", 640)
     assert os.path.join(str(comfy["models_dir"]), "insightface", "models", "antelopev2") in str(error.value)
 
 
@@ -119,15 +122,15 @@ def test_loader_offers_known_packs_when_none_installed(comfy, node_classes, monk
     folder_paths = comfy["folder_paths"]
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "insightface",
                         ([str(comfy["models_dir"] / "empty_insightface")], {".onnx"}))
-    assert node_classes["FaceAnalysisLoader"].INPUT_TYPES()["required"]["pack"][0] == ["buffalo_l", "antelopev2"]
+    assert combo_options(node_classes["FaceAnalysisLoader"], "pack") == ["buffalo_l", "antelopev2"]
 
 
 def test_crop_then_paste_unchanged_crops_gives_the_frames_back(comfy, standins, node_classes, analysis):
     torch = comfy["torch"]
     frames = make_frames(standins, torch)
     with torch.inference_mode():
-        crops, info, face_mask = node_classes["FaceCrop"]().crop(frames, **crop_args(), insightface=analysis)
-        images, blend_mask = node_classes["PasteBack"]().paste(frames, crops, info, "lower_face", -1, False)
+        crops, info, face_mask = node_classes["FaceCrop"]().execute(frames, **crop_args(), insightface=analysis)
+        images, blend_mask = node_classes["PasteBack"]().execute(frames, crops, info, "lower_face", -1, False)
 
     assert crops.shape == (4, 256, 256, 3) and crops.dtype == torch.float32
     assert float(crops.min()) >= 0.0 and float(crops.max()) <= 1.0
@@ -151,7 +154,7 @@ def test_crop_v10_and_index_choice(comfy, standins, node_classes, analysis, capl
     torch = comfy["torch"]
     frames = make_frames(standins, torch)
     with torch.inference_mode(), caplog.at_level("INFO", logger="UnAvgLip"):
-        crops, info, _ = node_classes["FaceCrop"]().crop(
+        crops, info, _ = node_classes["FaceCrop"]().execute(
             frames, **crop_args(geometry="musetalk_v1.0", bbox_shift=3, face_choice="index", smoothing=0.0),
             insightface=analysis,
         )
@@ -166,16 +169,16 @@ def test_closest_to_reference_uses_the_reference_embedding(comfy, standins, node
     frames = make_frames(standins, torch)
     reference = torch.from_numpy(standins.face_image(box=(40, 40, 150, 150))[None].astype(np.float32) / 255.0)
     with torch.inference_mode():
-        _, info, _ = node_classes["FaceCrop"]().crop(
+        _, info, _ = node_classes["FaceCrop"]().execute(
             frames, **crop_args(face_choice="closest_to_reference"), insightface=analysis, reference_face=reference
         )
         assert [frame.found for frame in info.frames] == [True, True, False, True]
         with pytest.raises(ValueError, match="reference_face"):
-            node_classes["FaceCrop"]().crop(frames, **crop_args(face_choice="closest_to_reference"),
+            node_classes["FaceCrop"]().execute(frames, **crop_args(face_choice="closest_to_reference"),
                                             insightface=analysis)
         blank = torch.full((1, 64, 64, 3), 0.1)
         with pytest.raises(ValueError, match="None of the 1 reference images shows a face"):
-            node_classes["FaceCrop"]().crop(frames, **crop_args(face_choice="closest_to_reference"),
+            node_classes["FaceCrop"]().execute(frames, **crop_args(face_choice="closest_to_reference"),
                                             insightface=analysis, reference_face=blank)
 
 
@@ -205,9 +208,9 @@ def test_crop_from_dwpose_keypoints_matches_insightface(comfy, standins, node_cl
     frames = make_frames(standins, torch)
     poses = dwpose_keypoints(standins, frames, normalised)
     with torch.inference_mode():
-        _, from_insightface, _ = node_classes["FaceCrop"]().crop(frames, **crop_args(smoothing=0.0),
+        _, from_insightface, _ = node_classes["FaceCrop"]().execute(frames, **crop_args(smoothing=0.0),
                                                                 insightface=analysis)
-        crops, from_pose, _ = node_classes["FaceCrop"]().crop(frames, **crop_args(smoothing=0.0),
+        crops, from_pose, _ = node_classes["FaceCrop"]().execute(frames, **crop_args(smoothing=0.0),
                                                              pose_keypoints=poses)
     assert crops.shape == (4, 256, 256, 3)
     assert [frame.found for frame in from_pose.frames] == [True, True, False, True]
@@ -220,7 +223,7 @@ def test_crop_needs_exactly_one_landmark_source(comfy, standins, node_classes, a
     torch = comfy["torch"]
     frames = make_frames(standins, torch)
     poses = dwpose_keypoints(standins, frames, False)
-    crop = node_classes["FaceCrop"]().crop
+    crop = node_classes["FaceCrop"]().execute
     with torch.inference_mode():
         with pytest.raises(ValueError, match="exactly one source of face landmarks.*Neither"):
             crop(frames, **crop_args())
@@ -236,14 +239,14 @@ def test_paste_parsing_modes_without_the_model_say_where_it_goes(comfy, standins
     torch = comfy["torch"]
     frames = make_frames(standins, torch)
     with torch.inference_mode():
-        crops, info, _ = node_classes["FaceCrop"]().crop(frames, **crop_args(), insightface=analysis)
+        crops, info, _ = node_classes["FaceCrop"]().execute(frames, **crop_args(), insightface=analysis)
         for mode in ("jaw", "full_face"):
             with pytest.raises(ValueError, match="79999_iter.pth.*face_parsing"):
-                node_classes["PasteBack"]().paste(frames, crops, info, mode, -1, False)
+                node_classes["PasteBack"]().execute(frames, crops, info, mode, -1, False)
         with pytest.raises(ValueError, match="needs a mask"):
-            node_classes["PasteBack"]().paste(frames, crops, info, "mask", -1, False)
+            node_classes["PasteBack"]().execute(frames, crops, info, "mask", -1, False)
         mask = torch.zeros((4, 240, 320))
-        images, _ = node_classes["PasteBack"]().paste(frames, crops, info, "mask", 0, True, mask=mask)
+        images, _ = node_classes["PasteBack"]().execute(frames, crops, info, "mask", 0, True, mask=mask)
     assert torch.equal(images, frames)  # an empty mask pastes nothing
 
 
@@ -262,9 +265,9 @@ def test_paste_loads_the_face_parser_from_its_folder_once(comfy, standins, node_
     frames = make_frames(standins, torch)
     try:
         with torch.inference_mode():
-            crops, info, _ = node_classes["FaceCrop"]().crop(frames, **crop_args(), insightface=analysis)
+            crops, info, _ = node_classes["FaceCrop"]().execute(frames, **crop_args(), insightface=analysis)
             for mode in ("jaw", "full_face"):
-                images, blend_mask = node_classes["PasteBack"]().paste(frames, crops, info, mode, -1, False)
+                images, blend_mask = node_classes["PasteBack"]().execute(frames, crops, info, mode, -1, False)
                 assert images.shape == frames.shape and blend_mask.shape == (4, 240, 320)
                 assert torch.equal(images[2], frames[2])
         assert loads == [str(path)]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from comfy_in_process import COMFYUI_PATH, IN_PROCESS_MARKS, comfy_with_pack
+from comfy_in_process import COMFYUI_PATH, IN_PROCESS_MARKS, comfy_with_pack, registered_nodes
 
 pytestmark = IN_PROCESS_MARKS
 CORE = {"UnAvgLip_LipSyncSampler", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDCrossAttnApply",
@@ -26,8 +26,9 @@ def test_a_missing_package_leaves_out_only_its_nodes(blocked, absent, installs, 
         monkeypatch.setitem(sys.modules, blocked, None)  # `import` of it now raises ImportError
     pack_name = f"unavglip_without_{blocked}"
     with caplog.at_level(logging.WARNING), comfy_with_pack(COMFYUI_PATH, pack_name, tmp_path, ()) as (_, pack, *_):
-        present = set(pack.NODE_CLASS_MAPPINGS)
-        assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == present
+        classes, names = registered_nodes(pack)
+        present = set(classes)
+        assert set(names) == present
         all_ids = {node_id for node_id, *_ in sys.modules[pack_name + ".nodes"].NODES}
     for name in [name for name in sys.modules if name.startswith(pack_name)]:
         del sys.modules[name]

@@ -14,7 +14,15 @@ import os
 import numpy as np
 import pytest
 
-from comfy_in_process import COMFYUI_PATH, IN_PROCESS_MARKS, comfy_with_pack, import_insightface_standins
+from comfy_in_process import (
+    COMFYUI_PATH,
+    IN_PROCESS_MARKS,
+    combo_options,
+    comfy_with_pack,
+    import_insightface_standins,
+    registered_nodes,
+    running_as,
+)
 
 PACK_NAME = "unavglip_pack_training_test"
 pytestmark = IN_PROCESS_MARKS
@@ -38,7 +46,7 @@ def comfy(tmp_path_factory):
         loss_models.write_lipsync_expert(str(models_dir / "syncnet" / "lipsync_expert.pth"))
         random_models.write_syncnet(str(models_dir / "syncnet" / "syncnet_v2.model"))
         face_video(inputs / "me.mp4", frames=45, faceless=())
-        mappings = pack.NODE_CLASS_MAPPINGS
+        mappings = registered_nodes(pack)[0]
         yield {"torch": torch, "folder_paths": folder_paths, "outputs": outputs, "inputs": inputs, "pack": pack,
                "node": {name.removeprefix("UnAvgLip_"): cls for name, cls in mappings.items()},
                "vae": stand_in_vae(torch, random_models.micro_vae()),
@@ -71,24 +79,26 @@ def stand_in_vae(torch, diffusers_vae):
     return StandInVAE()
 
 
-def run(comfy, cls, method, *args, **kwargs):
+def run(comfy, cls, *args, unique_id=None, **kwargs):
+    """The node's execute as ComfyUI runs it (inside inference mode, its hidden unique_id set)."""
+    node_class = comfy["node"][cls]
     with comfy["torch"].inference_mode():
-        return getattr(comfy["node"][cls](), method)(*args, **kwargs)
+        return running_as(node_class, unique_id).execute(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def loaded(comfy):
     from comfy_api.latest import InputImpl
 
-    (analysis,) = run(comfy, "FaceAnalysisLoader", "load", "buffalo_l", "CPU", 128)
-    (model,) = run(comfy, "LipSyncModelLoader", "load", "musetalk/pytorch_model.bin", "auto", "fp32")
-    (whisper,) = run(comfy, "WhisperLoader", "load", "tiny.pt")
+    (analysis,) = run(comfy, "FaceAnalysisLoader", "buffalo_l", "CPU", 128)
+    (model,) = run(comfy, "LipSyncModelLoader", "musetalk/pytorch_model.bin", "auto", "fp32")
+    (whisper,) = run(comfy, "WhisperLoader", "tiny.pt")
     video = InputImpl.VideoFromFile(str(comfy["inputs"] / "me.mp4"))
     return {"analysis": analysis, "model": model, "whisper": whisper, "video": video}
 
 
 def prepare(comfy, loaded):
-    return run(comfy, "PrepareTrainingData", "prepare", loaded["analysis"], loaded["model"], loaded["whisper"], "me",
+    return run(comfy, "PrepareTrainingData", loaded["analysis"], loaded["model"], loaded["whisper"], "me",
                0.1, video=loaded["video"], unique_id="7")
 
 
@@ -99,7 +109,7 @@ TRAIN_DEFAULTS = dict(preset="personal", steps=2, learning_rate=1e-3, batch_size
 
 def train(comfy, loaded, data, **changes):
     settings = dict(TRAIN_DEFAULTS, **changes)
-    return run(comfy, "TrainIdentityAdapter", "train", loaded["model"], comfy["vae"], data, unique_id="9",
+    return run(comfy, "TrainIdentityAdapter", loaded["model"], comfy["vae"], data, unique_id="9",
                **settings, **loaded.get("loss_models", {}))
 
 
@@ -110,21 +120,21 @@ def test_prepare_writes_under_output_and_reuses_it(comfy, loaded):
     again, summary = prepare(comfy, loaded)
     assert again == data and "(1 reused)" in summary
     with pytest.raises(comfy["errors"].SettingError, match="needs a video"):
-        run(comfy, "PrepareTrainingData", "prepare", loaded["analysis"], loaded["model"], loaded["whisper"], "x", 0.1)
+        run(comfy, "PrepareTrainingData", loaded["analysis"], loaded["model"], loaded["whisper"], "x", 0.1)
 
 
 def test_the_loss_model_loaders_list_and_load_their_files(comfy, loaded):
     node = comfy["node"]
-    assert node["SyncExpertLoader"].INPUT_TYPES()["required"]["expert_name"][0] == ["lipsync_expert.pth"]
-    assert node["VGGLoader"].INPUT_TYPES()["required"]["vgg_name"][0] == ["vgg19-dcbb9e9d.pth"]
-    assert node["ArcFaceLossLoader"].INPUT_TYPES()["required"]["pack"][0] == ["buffalo_l"]
+    assert combo_options(node["SyncExpertLoader"], "expert_name") == ["lipsync_expert.pth"]
+    assert combo_options(node["VGGLoader"], "vgg_name") == ["vgg19-dcbb9e9d.pth"]
+    assert combo_options(node["ArcFaceLossLoader"], "pack") == ["buffalo_l"]
     loaded["loss_models"] = {
-        "vgg": run(comfy, "VGGLoader", "load", "vgg19-dcbb9e9d.pth")[0],
-        "sync_expert": run(comfy, "SyncExpertLoader", "load", "lipsync_expert.pth")[0],
-        "arcface": run(comfy, "ArcFaceLossLoader", "load", "buffalo_l")[0],
+        "vgg": run(comfy, "VGGLoader", "vgg19-dcbb9e9d.pth")[0],
+        "sync_expert": run(comfy, "SyncExpertLoader", "lipsync_expert.pth")[0],
+        "arcface": run(comfy, "ArcFaceLossLoader", "buffalo_l")[0],
     }
     with pytest.raises(comfy["errors"].ModelFileError, match="for scoring"):
-        run(comfy, "SyncExpertLoader", "load", "syncnet_v2.model")
+        run(comfy, "SyncExpertLoader", "syncnet_v2.model")
 
 
 def test_train_writes_an_adapter_the_loader_lists_and_the_sampler_uses(comfy, loaded):
@@ -137,18 +147,18 @@ def test_train_writes_an_adapter_the_loader_lists_and_the_sampler_uses(comfy, lo
                                           "my_adapter_000002_steps.safetensors", "my_adapter_resume.state"]
     assert curve.ndim == 4 and curve.shape[-1] == 3 and float(curve.std()) > 0.01
     assert preview.shape[1:] == (256, 5 * 256, 3)  # real lower halves over generated ones, 5 frames
-    listed = comfy["node"]["IDAdapterLoader"].INPUT_TYPES()["required"]["adapter_name"][0]
+    listed = combo_options(comfy["node"]["IDAdapterLoader"], "adapter_name")
     assert name in listed and "my_adapter/my_adapter_resume.state" not in listed
-    (from_file,) = run(comfy, "IDAdapterLoader", "load", name, "fp32")
+    (from_file,) = run(comfy, "IDAdapterLoader", name, "fp32")
     assert from_file.adapter.info.extra["losses"] == "l1_lower,l1_full,perceptual,sync,identity"
     for handle in (adapter, from_file):
         frames = torch.from_numpy(np.stack([np.asarray(f) for f in _frames(comfy)]).astype(np.float32) / 255)
-        (identity,) = run(comfy, "IdentityPerceiver", "perceive", handle, "raw", "none", 2, "",
+        (identity,) = run(comfy, "IdentityPerceiver", handle, "raw", "none", 2, "",
                           face_analysis=loaded["analysis"], reference_images=frames[:4])
-        (patched,) = run(comfy, "IDCrossAttnApply", "apply", loaded["model"], handle, identity, 1.0, 1.0)
+        (patched,) = run(comfy, "IDCrossAttnApply", loaded["model"], handle, identity, 1.0, 1.0)
         crops = torch.rand(3, 256, 256, 3)
         audio = {"waveform": torch.randn(1, 1, 16000) * 0.1, "sample_rate": 16000}
-        (generated,) = run(comfy, "LipSyncSampler", "sample", patched, comfy["vae"], loaded["whisper"], crops, audio,
+        (generated,) = run(comfy, "LipSyncSampler", patched, comfy["vae"], loaded["whisper"], crops, audio,
                            25.0, 2, "pad_audio_with_silence")
         assert generated.shape == (3, 256, 256, 3) and torch.isfinite(generated).all()
     by_name = lambda a: {f"{n}.{k}": v for n, layer in zip(a.layer_names, a.layers)  # noqa: E731
@@ -190,15 +200,15 @@ def test_cancel_stops_within_a_step_and_keeps_a_checkpoint(comfy, loaded, monkey
         train(comfy, loaded, data, adapter_name="cancelled", steps=10, checkpoint_every=100, validate_every=100)
     folder = comfy["outputs"] / "unavglip_adapters" / "cancelled"
     assert json.load(open(folder / "latest.json"))["step"] == 2
-    (handle,) = run(comfy, "IDAdapterLoader", "load", "cancelled/cancelled_000002_steps.safetensors", "fp32")
+    (handle,) = run(comfy, "IDAdapterLoader", "cancelled/cancelled_000002_steps.safetensors", "fp32")
     assert handle.adapter.info.extra["steps"] == "2"
 
 
 def test_a_half_precision_base_is_refused_with_what_to_do(comfy, loaded):
     data, _ = prepare(comfy, loaded)
-    (half,) = run(comfy, "LipSyncModelLoader", "load", "musetalk/pytorch_model.bin", "auto", "fp16")
+    (half,) = run(comfy, "LipSyncModelLoader", "musetalk/pytorch_model.bin", "auto", "fp16")
     with pytest.raises(comfy["errors"].SettingError, match="set weight_dtype to fp32"):
-        run(comfy, "TrainIdentityAdapter", "train", half, comfy["vae"], data, unique_id="9",
+        run(comfy, "TrainIdentityAdapter", half, comfy["vae"], data, unique_id="9",
             **dict(TRAIN_DEFAULTS, adapter_name="half"))
 
 
@@ -218,7 +228,7 @@ def test_the_sampler_loads_the_vae_once_per_run_not_per_batch(comfy, loaded, mon
     monkeypatch.setattr(model_management, "load_models_gpu", counting)
     crops = torch.rand(3, 256, 256, 3)
     audio = {"waveform": torch.zeros(1, 1, 16000), "sample_rate": 16000}
-    (generated,) = run(comfy, "LipSyncSampler", "sample", loaded["model"], vae, loaded["whisper"], crops, audio,
+    (generated,) = run(comfy, "LipSyncSampler", loaded["model"], vae, loaded["whisper"], crops, audio,
                        25.0, 1, "pad_audio_with_silence")
     assert generated.shape == (3, 256, 256, 3) and not torch.equal(generated, crops)
     assert sum(vae.patcher in models for models in calls) == 1, calls

@@ -72,8 +72,8 @@ SNAPSHOT = load(SNAPSHOT_PATH)
 
 
 def our_node_ids() -> set[str]:
-    """Node ids registered in nodes/__init__.py, read without importing ComfyUI."""
-    tree = ast.parse(open(os.path.join(ROOT, "nodes", "__init__.py"), encoding="utf-8").read())
+    """Node ids of nodes/node_table.py, read without importing ComfyUI."""
+    tree = ast.parse(open(os.path.join(ROOT, "nodes", "node_table.py"), encoding="utf-8").read())
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", None) == "NODES":
             return {row.elts[0].value for row in statement.value.elts}
