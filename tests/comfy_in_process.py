@@ -34,6 +34,22 @@ def import_insightface_standins():
     return importlib.import_module("tests.insightface_standins")
 
 
+@contextmanager
+def pack_in_comfy(tmp_path_factory, pack_name: str, reset_folders: tuple, standins=None):
+    """`comfy_with_pack` with models, input and output in fresh temporary folders and, given the insightface
+    stand-ins, their buffalo_l pack installed -> a dict: folder_paths, pack, nodes, torch, models_dir, inputs,
+    outputs, insightface_pack (its folder), node (short name -> V3 class, as registered), module(dotted name)."""
+    models_dir, inputs, outputs = (tmp_path_factory.mktemp(name) for name in ("models", "input", "output"))
+    with comfy_with_pack(COMFYUI_PATH, pack_name, models_dir, reset_folders, inputs, outputs) as (
+            folder_paths, pack, nodes, torch):
+        insightface_pack = standins.write_buffalo_l(str(models_dir / "insightface")) if standins else None
+        classes = registered_nodes(pack)[0]
+        yield {"folder_paths": folder_paths, "pack": pack, "nodes": nodes, "torch": torch, "models_dir": models_dir,
+               "inputs": inputs, "outputs": outputs, "insightface_pack": insightface_pack,
+               "node": {node_id.removeprefix("UnAvgLip_"): cls for node_id, cls in classes.items()},
+               "module": lambda name: importlib.import_module(f"{pack_name}.{name}")}
+
+
 def registered_nodes(pack) -> tuple[dict, dict]:
     """What ComfyUI registers from the pack through its comfy_entrypoint: (node id -> V3 class, node id -> name)."""
     extension = asyncio.run(pack.comfy_entrypoint())

@@ -7,7 +7,6 @@ temporary folders: random UnAvgLip checkpoints (the authors' layout) for a tiny 
 insightface stand-in pack of tests/insightface_standins.py. Nothing touches the network.
 """
 
-import importlib
 import logging
 import os
 import shutil
@@ -16,13 +15,11 @@ import numpy as np
 import pytest
 
 from comfy_in_process import (
-    COMFYUI_PATH,
     IN_PROCESS_MARKS,
     combo_options,
-    comfy_with_pack,
     import_insightface_standins,
+    pack_in_comfy,
     refuse_network,
-    registered_nodes,
 )
 
 PACK_NAME = "unavglip_pack_adapter_test"
@@ -41,12 +38,9 @@ def standins():
 @pytest.fixture(scope="module")
 def comfy(standins, tmp_path_factory):
     """ComfyUI's folder_paths with models, input and output in temporary folders, and the pack imported."""
-    models_dir = tmp_path_factory.mktemp("models")
-    with comfy_with_pack(COMFYUI_PATH, PACK_NAME, models_dir, ("insightface", "face_parsing", "lipsync", "unavglip"),
-                         tmp_path_factory.mktemp("input"), tmp_path_factory.mktemp("output")) as (
-            folder_paths, pack, nodes, torch):
-        standins.write_buffalo_l(str(models_dir / "insightface"))
-        random_models = importlib.import_module(PACK_NAME + ".modules.demo.random_models")
+    with pack_in_comfy(tmp_path_factory, PACK_NAME, ("insightface", "face_parsing", "lipsync", "unavglip"),
+                       standins) as comfy:
+        models_dir, random_models = comfy["models_dir"], comfy["module"]("modules.demo.random_models")
         base_unet = random_models.tiny_unet(0)
         random_models.write_musetalk_unet(str(models_dir / "lipsync"), "v1.0", unet=base_unet)
         other_unet = random_models.tiny_unet(0, dict(random_models.TINY_UNET_CONFIG, cross_attention_dim=32))
@@ -56,9 +50,7 @@ def comfy(standins, tmp_path_factory):
             target = models_dir / "unavglip" / os.path.dirname(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(os.path.dirname(written), target)
-        yield {"pack": pack, "folder_paths": folder_paths, "models_dir": models_dir, "torch": torch,
-               "adapter_nodes": importlib.import_module(PACK_NAME + ".nodes.adapter_nodes"),
-               "errors": importlib.import_module(PACK_NAME + ".modules.errors")}
+        yield dict(comfy, adapter_nodes=comfy["module"]("nodes.adapter_nodes"), errors=comfy["module"]("modules.errors"))
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +60,7 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def node(comfy):
-    mappings = registered_nodes(comfy["pack"])[0]
-    return {name: mappings["UnAvgLip_" + name]() for name in
+    return {name: comfy["node"][name]() for name in
             ("IDAdapterLoader", "IdentityPerceiver", "IDCrossAttnApply", "FaceAnalysisLoader", "LipSyncModelLoader")}
 
 
@@ -104,7 +95,7 @@ def perceive(node, adapter, mode="raw", embedding_file="none", max_references=0,
 
 
 def test_adapter_loader_lists_and_loads_checkpoints(comfy, adapters):
-    loader = registered_nodes(comfy["pack"])[0]["UnAvgLip_IDAdapterLoader"]
+    loader = comfy["node"]["IDAdapterLoader"]
     names = combo_options(loader, "adapter_name")
     assert sorted(names) == sorted([FIRST, SECOND, OTHER_BASE])
     assert tuple(loader.RETURN_TYPES) == ("UNAVGLIP_ADAPTER",) and loader.CATEGORY == "UnAvgLip/identity"

@@ -3,20 +3,17 @@ Runs only when COMFYUI_PATH names a ComfyUI checkout (its Python needs insightfa
 Models are a random-weight SyncNet in the published format and the insightface stand-in pack; nothing touches the
 network."""
 
-import importlib
 import json
 
 import numpy as np
 import pytest
 
 from comfy_in_process import (
-    COMFYUI_PATH,
     IN_PROCESS_MARKS,
     combo_options,
-    comfy_with_pack,
     import_insightface_standins,
+    pack_in_comfy,
     refuse_network,
-    registered_nodes,
 )
 
 PACK_NAME = "unavglip_pack_evaluation_test"
@@ -31,20 +28,15 @@ def standins():
 
 @pytest.fixture(scope="module")
 def comfy(standins, tmp_path_factory):
-    models_dir = tmp_path_factory.mktemp("models")
-    with comfy_with_pack(COMFYUI_PATH, PACK_NAME, models_dir, ("insightface", "syncnet"),
-                         tmp_path_factory.mktemp("input"), tmp_path_factory.mktemp("output")) as (
-            folder_paths, pack, nodes, torch):
-        standins.write_buffalo_l(str(models_dir / "insightface"))
-        random_models = importlib.import_module(PACK_NAME + ".modules.demo.random_models")
-        random_models.write_syncnet(str(models_dir / "syncnet" / "syncnet_v2.model"), seed=4)
-        demo_media = importlib.import_module(PACK_NAME + ".modules.demo.demo_media")
-        mappings = registered_nodes(pack)[0]
-        yield {"torch": torch, "nodes": {name: mappings["UnAvgLip_" + name]() for name in
-                                         ("SyncNetLoader", "EvaluateDub", "CompareDubs", "FaceAnalysisLoader")},
-               "mappings": mappings, "speech": np.concatenate([demo_media.speech_like_signal(16000, 0.32),  # then silence
-                                                          np.zeros((1, 3200), np.float32)], axis=1),
-               "errors": importlib.import_module(PACK_NAME + ".modules.errors")}
+    with pack_in_comfy(tmp_path_factory, PACK_NAME, ("insightface", "syncnet"), standins) as comfy:
+        random_models = comfy["module"]("modules.demo.random_models")
+        random_models.write_syncnet(str(comfy["models_dir"] / "syncnet" / "syncnet_v2.model"), seed=4)
+        demo_media = comfy["module"]("modules.demo.demo_media")
+        yield {"torch": comfy["torch"], "errors": comfy["module"]("modules.errors"), "node_classes": comfy["node"],
+               "nodes": {name: comfy["node"][name]() for name in
+                         ("SyncNetLoader", "EvaluateDub", "CompareDubs", "FaceAnalysisLoader")},
+               "speech": np.concatenate([demo_media.speech_like_signal(16000, 0.32),  # then silence
+                                         np.zeros((1, 3200), np.float32)], axis=1)}
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +52,7 @@ def frames(comfy, standins, shift: int):
 
 def test_loader_lists_syncnet_and_evaluate_scores_everything(comfy, standins):
     torch, node = comfy["torch"], comfy["nodes"]
-    listed = combo_options(comfy["mappings"]["UnAvgLip_SyncNetLoader"], "syncnet_name")
+    listed = combo_options(comfy["node_classes"]["SyncNetLoader"], "syncnet_name")
     assert listed == ["syncnet_v2.model"]
     with torch.inference_mode():
         (syncnet,) = node["SyncNetLoader"].execute("syncnet_v2.model")

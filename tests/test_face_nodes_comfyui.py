@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from comfy_in_process import (
-    COMFYUI_PATH,
     IN_PROCESS_MARKS,
     combo_options,
-    comfy_with_pack,
     import_insightface_standins,
+    pack_in_comfy,
     refuse_network,
     registered_nodes,
 )
@@ -37,11 +36,8 @@ def standins():
 @pytest.fixture(scope="module")
 def comfy(standins, tmp_path_factory):
     """ComfyUI's folder_paths with models_dir in a temporary folder, and the pack imported as ComfyUI does."""
-    models_dir = tmp_path_factory.mktemp("models")
-    with comfy_with_pack(COMFYUI_PATH, PACK_NAME, models_dir, ("insightface", "face_parsing")) as (
-            folder_paths, pack, nodes, torch):
-        standins.write_buffalo_l(str(models_dir / "insightface"))
-        yield {"pack": pack, "nodes": nodes, "folder_paths": folder_paths, "models_dir": models_dir, "torch": torch}
+    with pack_in_comfy(tmp_path_factory, PACK_NAME, ("insightface", "face_parsing"), standins) as comfy:
+        yield comfy
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +47,7 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def node_classes(comfy):
-    mappings = registered_nodes(comfy["pack"])[0]
-    return {name: mappings["UnAvgLip_" + name] for name in ("FaceAnalysisLoader", "FaceCrop", "PasteBack")}
+    return {name: comfy["node"][name] for name in ("FaceAnalysisLoader", "FaceCrop", "PasteBack")}
 
 
 @pytest.fixture(scope="module")

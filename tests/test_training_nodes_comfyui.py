@@ -7,7 +7,6 @@ ComfyUI calls them. The VAE is a small stand-in with the attributes of ComfyUI's
 VAELoader's full-size VAE is exercised by the server test), so a training step takes seconds on a CPU.
 """
 
-import importlib
 import json
 import os
 
@@ -15,12 +14,10 @@ import numpy as np
 import pytest
 
 from comfy_in_process import (
-    COMFYUI_PATH,
     IN_PROCESS_MARKS,
     combo_options,
-    comfy_with_pack,
     import_insightface_standins,
-    registered_nodes,
+    pack_in_comfy,
     running_as,
 )
 
@@ -33,24 +30,20 @@ def comfy(tmp_path_factory):
     standins = import_insightface_standins()
     from training_fixtures import face_video
 
-    models_dir, inputs, outputs = (tmp_path_factory.mktemp(name) for name in ("models", "input", "output"))
-    with comfy_with_pack(COMFYUI_PATH, PACK_NAME, models_dir, ("insightface", "lipsync", "unavglip", "syncnet", "vgg"),
-                         inputs, outputs) as (folder_paths, pack, nodes, torch):
-        random_models = importlib.import_module(PACK_NAME + ".modules.demo.random_models")
-        loss_models = importlib.import_module(PACK_NAME + ".modules.demo.random_loss_models")
+    with pack_in_comfy(tmp_path_factory, PACK_NAME, ("insightface", "lipsync", "unavglip", "syncnet", "vgg"),
+                       standins) as comfy:
+        models_dir, inputs = comfy["models_dir"], comfy["inputs"]
+        random_models = comfy["module"]("modules.demo.random_models")
+        loss_models = comfy["module"]("modules.demo.random_loss_models")
         random_models.write_musetalk_unet(str(models_dir / "lipsync"), "v1.0")
         random_models.write_openai_whisper(str(models_dir / "audio_encoders" / "tiny.pt"))
-        pack_dir = standins.write_buffalo_l(str(models_dir / "insightface"))
-        loss_models.write_arcface_onnx(os.path.join(pack_dir, "w600k_r50.onnx"))
+        loss_models.write_arcface_onnx(os.path.join(comfy["insightface_pack"], "w600k_r50.onnx"))
         loss_models.write_vgg19(str(models_dir / "vgg" / "vgg19-dcbb9e9d.pth"))
         loss_models.write_lipsync_expert(str(models_dir / "syncnet" / "lipsync_expert.pth"))
         random_models.write_syncnet(str(models_dir / "syncnet" / "syncnet_v2.model"))
         face_video(inputs / "me.mp4", frames=45, faceless=())
-        mappings = registered_nodes(pack)[0]
-        yield {"torch": torch, "folder_paths": folder_paths, "outputs": outputs, "inputs": inputs, "pack": pack,
-               "node": {name.removeprefix("UnAvgLip_"): cls for name, cls in mappings.items()},
-               "vae": stand_in_vae(torch, random_models.micro_vae()),
-               "errors": importlib.import_module(PACK_NAME + ".modules.errors")}
+        yield dict(comfy, vae=stand_in_vae(comfy["torch"], random_models.micro_vae()),
+                   errors=comfy["module"]("modules.errors"))
 
 
 def stand_in_vae(torch, diffusers_vae):
