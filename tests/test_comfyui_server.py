@@ -313,7 +313,8 @@ def test_pack_imports_and_lists_its_nodes(server):
         assert info[node_id]["category"].startswith("UnAvgLip/")
     sampler = info["UnAvgLip_LipSyncSampler"]["input"]["required"]
     assert sampler["vae"][0] == "VAE" and sampler["audio"][0] == "AUDIO"
-    assert "musetalk/pytorch_model.bin" in info["UnAvgLip_LipSyncModelLoader"]["input"]["required"]["unet_name"][0]
+    loader = info["UnAvgLip_LipSyncModelLoader"]["input"]["required"]
+    assert "musetalk/pytorch_model.bin" in combo_options(loader["unet_name"])
     log = server["log"].read_text()
     assert "IMPORT FAILED" not in log, log[-3000:]
 
@@ -407,7 +408,7 @@ def test_the_training_workflow_trains_an_adapter_another_graph_uses(server):
     assert decode_video(video).shape == (6, 240, 640, 3)  # base left, the trained adapter right
 
     _, info = request(server["url"] + "/object_info/UnAvgLip_IDAdapterLoader")
-    listed = info["UnAvgLip_IDAdapterLoader"]["input"]["required"]["adapter_name"][0]
+    listed = combo_options(info["UnAvgLip_IDAdapterLoader"]["input"]["required"]["adapter_name"])
     assert "my_adapter/my_adapter_000001_steps.safetensors" in listed
     _, full_info = request(server["url"] + "/object_info")
     dub = ui_to_api(load_workflow("unavglip_dub_video_identity"), full_info)
@@ -465,7 +466,7 @@ def test_interrupt_during_training_stops_within_a_step_and_keeps_a_checkpoint(se
     assert 1 <= step < 200
     _, info = request(server["url"] + "/object_info/UnAvgLip_IDAdapterLoader")
     name = f"cancelled/cancelled_{step:06d}_steps.safetensors"
-    assert name in info["UnAvgLip_IDAdapterLoader"]["input"]["required"]["adapter_name"][0]
+    assert name in combo_options(info["UnAvgLip_IDAdapterLoader"]["input"]["required"]["adapter_name"])
     loader = {"1": {"class_type": "UnAvgLip_IDAdapterLoader", "inputs": {"adapter_name": name,
                                                                           "weight_dtype": "fp32"}},
               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
