@@ -2,7 +2,9 @@
 
 import torch
 
-CROP_SIZE = 256
+from ..face.crop_info import CROP_SIZE  # the face crop is cut at the size MuseTalk takes
+
+__all__ = ["CROP_SIZE", "lower_half_blanked"]
 
 
 def lower_half_blanked(crops: torch.Tensor) -> torch.Tensor:

@@ -186,8 +186,8 @@ def _one_step(target, models, adapter, drawer, rng, settings, parameters, optimi
             batch = drawer.draw(rng, settings.batch_size)
             with target.adapted(adapter, lora_scale):  # through the backward: checkpointing recomputes in it
                 generated = target.predict(models.vae, adapter, batch, device, autocast,
-                                    decode=needs_pixels(models.losses, settings.weights),
-                                    target_latents=bool(settings.weights.l1_latent))
+                                           decode=needs_pixels(models.losses, settings.weights),
+                                           target_latents=bool(settings.weights.l1_latent))
                 losses = step_losses(generated, batch, models.losses, settings.weights)
                 total = losses["total"]
                 if not torch.isfinite(total):
