@@ -165,6 +165,7 @@ class IDCrossAttnApply(io.ComfyNode):
 
     @classmethod
     def execute(cls, lipsync_model, adapter, identity, strength, lora_strength) -> io.NodeOutput:
+        lipsync_model.require_musetalk("An UnAvgLip identity adapter")
         if lipsync_model.identity is not None:
             logger.warning("UnAvgLip: this lip-sync model already has an identity applied; the new one replaces it "
                            "(one identity adapter at a time).")

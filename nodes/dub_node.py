@@ -40,8 +40,6 @@ class DubVideo(io.ComfyNode):
                 io.Video.Input("video", tooltip="From core Load Video."),
                 io.Audio.Input("audio", tooltip="The new speech."),
                 MODEL_IO.Input("lipsync_model"),
-                io.Vae.Input("vae", tooltip="sd-vae-ft-mse from the core VAE Loader."),
-                WHISPER_IO.Input("audio_encoder"),
                 INSIGHTFACE_IO.Input("insightface"),
                 io.Combo.Input("length_policy", options=LENGTH_POLICIES, default=PAD_AUDIO),
                 io.Combo.Input("paste_mode", options=MASKLESS_MODES, default="lower_face",
@@ -49,20 +47,24 @@ class DubVideo(io.ComfyNode):
                 io.Int.Input("batch_size", default=8, min=1, max=256),
                 io.Int.Input("memory_budget_mb", default=1024, min=64, max=65536,
                              tooltip="RAM for decoded frames in flight; sets the chunk length."),
+                io.Vae.Input("vae", optional=True, tooltip="MuseTalk: sd-vae-ft-mse from the core VAE Loader. "
+                                                           "Wav2Lip: leave empty."),
+                WHISPER_IO.Input("audio_encoder", optional=True, tooltip="MuseTalk: Load Whisper Audio Encoder. "
+                                                                         "Wav2Lip: leave empty."),
             ],
             outputs=[io.Video.Output(display_name="video")],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, video, audio, lipsync_model, vae, audio_encoder, insightface, length_policy, paste_mode,
-                batch_size, memory_budget_mb) -> io.NodeOutput:
+    def execute(cls, video, audio, lipsync_model, insightface, length_policy, paste_mode, batch_size,
+                memory_budget_mb, vae=None, audio_encoder=None) -> io.NodeOutput:
         check_analysis(insightface)
         parser = None
         if paste_mode in PARSING_MODES:
             path = face_parser_path()
             parser = None if path is None else face_parser(path)  # None: dub_video says where the file goes
-        family = load_family(lipsync_model, audio_encoder, ComfyVAECodec(vae))
+        family = load_family(lipsync_model, audio_encoder, None if vae is None else ComfyVAECodec(vae))
         models = DubModels(family=family, face_analysis=insightface, face_parser=parser)
         settings = DubSettings(length_policy=length_policy, batch_size=batch_size, memory_budget_mb=memory_budget_mb,
                                paste_mode=paste_mode)

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..modules.audio.whisper_features import check_fps
 from ..modules.errors import SettingError
-from ..modules.face.crop_info import GEOMETRY_V10, GEOMETRY_V15, CropInfo
+from ..modules.face.crop_info import CROP_SIZE, CROP_SIZES, GEOMETRY_V10, GEOMETRY_V15, CropInfo
 from ..modules.face.face_analysis import (
     CHOOSE_RULES,
     PROVIDERS,
@@ -20,7 +20,7 @@ from ..modules.face.face_analysis import (
     load_face_analysis,
 )
 from ..modules.face.face_crop import check_frames, crops_from_landmarks
-from ..modules.face.face_geometry import bbox_shift_range
+from ..modules.face.face_geometry import GEOMETRIES, bbox_shift_range
 from ..modules.face.face_parsing import FILE_NAME as FACE_PARSER_FILE
 from ..modules.face.face_parsing import load_face_parser
 from ..modules.face.face_track import image_faces, keypoint_faces, track_face
@@ -120,16 +120,18 @@ class FaceCrop(io.ComfyNode):
             cls,
             category="UnAvgLip/face",
             description=(
-                "Finds one face per frame and cuts the 256x256 crop MuseTalk was trained on (v1.0: box moved by "
-                "bbox_shift; v1.5: chin extended by extra_margin). Landmarks come from an insightface face analysis "
+                "Finds one face per frame and cuts the crop the lip-sync model was trained on: MuseTalk's 256x256 "
+                "(v1.0: box moved by bbox_shift; v1.5: chin extended by extra_margin) or Wav2Lip's 96x96 (the face "
+                "box, 10 px more below the chin, stretched to a square). Landmarks come from an insightface face analysis "
                 "or from DWPose keypoints (connect exactly one). Landmark tracks are smoothed over time. Frames "
                 "without a usable face still get a crop (from the nearest frame with one) so the batch stays aligned "
                 "with the audio; Paste Back returns them unchanged."
             ),
             inputs=[
                 io.Image.Input("frames"),
-                io.Combo.Input("geometry", options=[GEOMETRY_V10, GEOMETRY_V15], default=GEOMETRY_V15,
-                               tooltip="Match the lip-sync model: musetalk_v1.0 or musetalk_v1.5."),
+                io.Combo.Input("geometry", options=list(GEOMETRIES), default=GEOMETRY_V15,
+                               tooltip="Match the lip-sync model: musetalk_v1.0, musetalk_v1.5, or wav2lip (Wav2Lip "
+                                       "and LPIPS-AttnWav2Lip)."),
                 io.Int.Input("bbox_shift", default=0, min=-200, max=200, step=1,
                              tooltip="v1.0 only: moves the crop's middle line (positive: down, more mouth opening)."),
                 io.Int.Input("extra_margin", default=10, min=0, max=200, step=1,
@@ -191,6 +193,7 @@ class FaceCrop(io.ComfyNode):
         crops, info, mask = crops_from_landmarks(
             frames, landmarks, geometry, bbox_shift=int(bbox_shift), extra_margin=int(extra_margin), fps=float(fps),
             smoothing=float(smoothing), min_face_size=int(min_face_size),
+            crop_size=CROP_SIZES.get(geometry, CROP_SIZE),
         )
         for note in info.notes:
             logger.warning("UnAvgLip Face Crop: %s", note)

@@ -7,7 +7,9 @@ import torch
 from comfy_api.latest import io
 
 from ..modules.audio.whisper_encoder import load_whisper_encoder
-from ..modules.musetalk.musetalk_unet import VERSIONS, load_lipsync_unet
+from ..modules.families.lipsync_model_file import load_lipsync_model
+from ..modules.musetalk.musetalk_unet import VERSIONS
+from ..modules.wav2lip.wav2lip_file import Wav2LipGenerator
 from ..modules.precision import DTYPE_NAMES, DTYPES, usable_dtype
 from .model_folders import (
     AUDIO_ENCODER_FOLDER,
@@ -53,13 +55,16 @@ class LipSyncModelLoader(io.ComfyNode):
             cls,
             category="UnAvgLip/loaders",
             description=(
-                "Loads a MuseTalk UNet from models/lipsync (v1.0: musetalk/pytorch_model.bin with musetalk.json; "
-                "v1.5: musetalkV15/unet.pth). 'auto' tells the version from the published file names."
+                "Loads a lip-sync model from models/lipsync, its family told from the file's keys: a MuseTalk UNet "
+                "(v1.0: musetalk/pytorch_model.bin with musetalk.json; v1.5: musetalkV15/unet.pth; 'auto' tells "
+                "the version from the published file names), Wav2Lip (wav2lip.pth, wav2lip_gan.pth, as published) "
+                "or an LPIPS-AttnWav2Lip .safetensors trained by this pack."
             ),
             inputs=[
                 file_input("unet_name", LIPSYNC_FOLDER, "A file in ComfyUI/models/lipsync."),
                 io.Combo.Input("version", options=("auto",) + VERSIONS, default="auto",
-                               tooltip="v1.0 and v1.5 need different audio features; 'auto' reads the file name."),
+                               tooltip="MuseTalk only: v1.0 and v1.5 need different audio features; 'auto' reads "
+                                       "the file name."),
                 weight_dtype_input(),
             ],
             outputs=[MODEL_IO.Output(display_name="lipsync_model")],
@@ -67,11 +72,15 @@ class LipSyncModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, unet_name, version, weight_dtype) -> io.NodeOutput:
-        base = load_lipsync_unet(full_path(LIPSYNC_FOLDER, unet_name), version=version)
+        model = load_lipsync_model(full_path(LIPSYNC_FOLDER, unet_name), version=version)
+        network, family = (model.network, model.kind) if isinstance(model, Wav2LipGenerator) else (model.unet, None)
         dtype = choose_dtype(weight_dtype)
         if dtype != torch.float32:
-            base.unet.to(dtype)
-        return io.NodeOutput(LipSyncModel(patcher=wrap_module(base.unet), version=base.version, source=base.source))
+            network.to(dtype)
+        if family is not None:
+            return io.NodeOutput(LipSyncModel(patcher=wrap_module(network), version=family, source=model.source,
+                                              family=family))
+        return io.NodeOutput(LipSyncModel(patcher=wrap_module(network), version=model.version, source=model.source))
 
 
 class WhisperLoader(io.ComfyNode):

@@ -74,9 +74,23 @@ class AppliedIdentity:
 @dataclass(frozen=True)
 class LipSyncModel:
     patcher: comfy.model_patcher.ModelPatcher
-    version: str
+    version: str  # MuseTalk's v1.0 / v1.5; for the Wav2Lip family its kind
     source: str
     identity: AppliedIdentity | None = None
+    family: str = "musetalk"  # or "wav2lip" / "attn_wav2lip" (modules.wav2lip.wav2lip_file's kinds)
+
+    @property
+    def is_musetalk(self) -> bool:
+        return self.family == "musetalk"
+
+    def require_musetalk(self, what: str) -> None:
+        """Refuse a Wav2Lip-family model where only MuseTalk's UNet will do (identity adapters, their trainer)."""
+        if not self.is_musetalk:
+            from ..modules.errors import SettingError
+
+            raise SettingError(f"{what} works with a MuseTalk UNet, and this lip-sync model is "
+                               f"{self.family} ({self.source}). Load a MuseTalk v1.0 / v1.5 UNet for it; Wav2Lip "
+                               "models are trained with Train Wav2Lip.")
 
 
 @dataclass
@@ -85,13 +99,25 @@ class WhisperHandle:
     source: str
 
 
-def load_family(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle, codec):
-    """The lip-sync family to sample with, its UNet, Whisper encoder and any applied adapter put on the device
-    together. `codec`: the VAE as a LatentCodec."""
+def load_family(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle | None, codec):
+    """The lip-sync family to sample with, its networks put on the device together. MuseTalk: the UNet, the
+    Whisper encoder and any applied adapter, `codec` the VAE as a LatentCodec. The Wav2Lip family needs neither
+    encoder nor VAE (it reads mel windows and draws pixels)."""
+    from ..modules.errors import SettingError
     from ..modules.families.musetalk_family import MuseTalkFamily
+    from ..modules.families.wav2lip_family import Wav2LipFamily
     from ..modules.identity.identity_patch import IdentityPatch
     from ..modules.musetalk.musetalk_unet import LipSyncUNet
+    from ..modules.wav2lip.wav2lip_file import Wav2LipGenerator
 
+    if not lipsync_model.is_musetalk:
+        network = load_to_device(lipsync_model.patcher)
+        return Wav2LipFamily(Wav2LipGenerator(network, lipsync_model.family, lipsync_model.source))
+    missing = [name for name, value in (("vae", codec), ("audio_encoder", audio_encoder)) if value is None]
+    if missing:
+        raise SettingError(f"MuseTalk needs the {' and the '.join(missing)} input{'s' if len(missing) > 1 else ''}: "
+                           "connect the sd-vae-ft-mse VAE (core Load VAE) and Load Whisper Audio Encoder. (Wav2Lip "
+                           "models need neither.)")
     applied = lipsync_model.identity
     patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
     unet, encoder, *adapter = load_to_device(*patchers)

@@ -18,17 +18,21 @@ class LipSyncSampler(io.ComfyNode):
             cls,
             category="UnAvgLip/sampling",
             description=(
-                "MuseTalk's one-step inpainting of the lower half of each face crop, driven by Whisper features of "
-                "the audio at the given frame rate. Crops must be 256x256 (square crops of other sizes are "
-                "resized). When crops and audio last differently, length_policy decides: pad the audio with silence "
+                "Redraws the lower half of each face crop to the speech at the given frame rate, with the lip-sync "
+                "model's family: MuseTalk's one-step latent inpainting (256x256 crops, Whisper features; needs "
+                "the VAE and the audio encoder) or Wav2Lip / LPIPS-AttnWav2Lip (96x96 crops, mel windows; needs "
+                "neither). Square crops of another size are resized. When crops and audio last differently, length_policy decides: pad the audio with silence "
                 "(one output per crop), cut to the shorter, or repeat the crops (loop / ping-pong) to the audio's "
                 "length."
             ),
             inputs=[
                 MODEL_IO.Input("lipsync_model"),
-                io.Vae.Input("vae", tooltip="sd-vae-ft-mse (vae-ft-mse-840000-ema-pruned) from the core VAE Loader."),
-                WHISPER_IO.Input("audio_encoder"),
-                io.Image.Input("crops", tooltip="Face crops [N, 256, 256, 3], e.g. from UnAvgLip Face Crop."),
+                io.Vae.Input("vae", optional=True, tooltip="MuseTalk: sd-vae-ft-mse (vae-ft-mse-840000-ema-pruned) "
+                                                           "from the core VAE Loader. Wav2Lip: leave empty."),
+                WHISPER_IO.Input("audio_encoder", optional=True, tooltip="MuseTalk: Load Whisper Audio Encoder. "
+                                                                         "Wav2Lip: leave empty."),
+                io.Image.Input("crops", tooltip="Face crops from UnAvgLip Face Crop with the model's geometry: "
+                                                "[N, 256, 256, 3] for MuseTalk, [N, 96, 96, 3] for Wav2Lip."),
                 io.Audio.Input("audio"),
                 io.Float.Input("fps", default=25.0, min=0.01, max=240.0, step=0.001,
                                tooltip="The video's frame rate (fractional rates such as 29.97 work)."),
@@ -42,9 +46,9 @@ class LipSyncSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, lipsync_model, vae, audio_encoder, crops, audio, fps, batch_size, length_policy,
+    def execute(cls, lipsync_model, crops, audio, fps, batch_size, length_policy, vae=None, audio_encoder=None,
                 reference_crop=None) -> io.NodeOutput:
-        family = load_family(lipsync_model, audio_encoder, ComfyVAECodec(vae))
+        family = load_family(lipsync_model, audio_encoder, None if vae is None else ComfyVAECodec(vae))
         result = lipsync_crops(
             family, crops, audio["waveform"], audio["sample_rate"], fps, batch_size=batch_size,
             length_policy=length_policy, reference_crop=reference_crop, runtime=comfy_runtime(node_id_of(cls)),

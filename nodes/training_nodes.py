@@ -110,6 +110,7 @@ class PrepareTrainingData(io.ComfyNode):
     def execute(cls, face_analysis, lipsync_model, audio_encoder, dataset_name, validation_fraction, video=None,
                 video_folder="") -> io.NodeOutput:
         check_analysis(face_analysis)
+        lipsync_model.require_musetalk("Prepare Training Data's MuseTalk crops")
         version = lipsync_model.version
         folder = os.path.join(folder_paths.get_output_directory(), DATA_FOLDER,
                               f"{_safe_name(dataset_name, 'dataset')}_{version}")
@@ -219,6 +220,7 @@ class TrainIdentityAdapter(io.ComfyNode):
         settings = _settings(preset, steps, learning_rate, batch_size, rank, train_lora, validate_every,
                              checkpoint_every, seed, LossWeights(l1_lower=l1_lower, l1_full=l1_full,
                                                                  perceptual=perceptual, sync=sync, identity=identity))
+        lipsync_model.require_musetalk("The identity adapter trainer")
         name = _safe_name(adapter_name, "my_adapter")
         settings.prefix, settings.frames = name, int(frames_per_clip)
         out_dir = _run_folder(name, resume)

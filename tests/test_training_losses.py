@@ -10,6 +10,7 @@ from modules.demo.random_loss_models import write_arcface_onnx, write_lipsync_ex
 from modules.demo.random_models import write_syncnet
 from modules.errors import ModelFileError
 from modules.loss_networks import wav2lip_syncnet as w2l
+from modules.audio import wav2lip_mel
 from modules.loss_networks.arcface_loss import ArcFaceForLoss, alignment_matrix, identity_loss, warp_affine
 from modules.training.losses import l1, lower_half, perceptual_loss
 from modules.loss_networks.onnx_graph import OnnxGraph
@@ -110,7 +111,7 @@ def test_sync_loss_is_minus_log_cosine(tmp_path):
 def test_mel_and_its_window_at_the_real_frame_rate():
     seconds = 2.0
     t = np.arange(int(16000 * seconds)) / 16000
-    mel = w2l.wav2lip_mel(0.5 * np.sin(2 * np.pi * 1000 * t))
+    mel = wav2lip_mel.wav2lip_mel(0.5 * np.sin(2 * np.pi * 1000 * t))
     assert mel.shape == (80, int(16000 * seconds) // 200 + 1)
     assert -4.0 <= mel.min() and mel.max() <= 4.0
     import librosa
@@ -118,9 +119,9 @@ def test_mel_and_its_window_at_the_real_frame_rate():
     centres = librosa.mel_frequencies(82, fmin=55, fmax=7600)[1:-1]
     assert abs(centres[int(np.argmax(mel[:, 80]))] - 1000) < 100  # the tone's band is the loudest
     # frame 25 at 25 fps and frame 30 at 30 fps both start at 1 s = mel column 80 (the original used ~5000 fps)
-    assert np.array_equal(w2l.mel_window(mel, 25 / 25), mel[:, 80:96])
-    assert np.array_equal(w2l.mel_window(mel, 30 / 30), mel[:, 80:96])
-    assert w2l.mel_window(mel, 1.95) is None
+    assert np.array_equal(wav2lip_mel.mel_window(mel, 25 / 25), mel[:, 80:96])
+    assert np.array_equal(wav2lip_mel.mel_window(mel, 30 / 30), mel[:, 80:96])
+    assert wav2lip_mel.mel_window(mel, 1.95) is None
 
 
 # ---- ArcFace from ONNX ----
@@ -194,6 +195,6 @@ def test_onnx_graph_refuses_operators_it_cannot_differentiate(tmp_path):
 
 def test_the_mel_computed_a_minute_at_a_time_equals_the_whole_signal():
     audio = np.random.default_rng(0).normal(size=16000 * 70).astype(np.float32) * 0.1
-    pieces, whole = w2l.wav2lip_mel(audio), w2l.wav2lip_mel(audio, frames_per_piece=10**9)
+    pieces, whole = wav2lip_mel.wav2lip_mel(audio), wav2lip_mel.wav2lip_mel(audio, frames_per_piece=10**9)
     assert pieces.shape == whole.shape == (80, 16000 * 70 // 200 + 1)
     assert np.abs(pieces - whole).max() < 1e-5

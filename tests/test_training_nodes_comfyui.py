@@ -151,8 +151,8 @@ def test_train_writes_an_adapter_the_loader_lists_and_the_sampler_uses(comfy, lo
         (patched,) = run(comfy, "IDCrossAttnApply", loaded["model"], handle, identity, 1.0, 1.0)
         crops = torch.rand(3, 256, 256, 3)
         audio = {"waveform": torch.randn(1, 1, 16000) * 0.1, "sample_rate": 16000}
-        (generated,) = run(comfy, "LipSyncSampler", patched, comfy["vae"], loaded["whisper"], crops, audio,
-                           25.0, 2, "pad_audio_with_silence")
+        (generated,) = run(comfy, "LipSyncSampler", patched, crops, audio, 25.0, 2, "pad_audio_with_silence",
+                           vae=comfy["vae"], audio_encoder=loaded["whisper"])
         assert generated.shape == (3, 256, 256, 3) and torch.isfinite(generated).all()
     by_name = lambda a: {f"{n}.{k}": v for n, layer in zip(a.layer_names, a.layers)  # noqa: E731
                          for k, v in layer.state_dict().items()}
@@ -221,7 +221,7 @@ def test_the_sampler_loads_the_vae_once_per_run_not_per_batch(comfy, loaded, mon
     monkeypatch.setattr(model_management, "load_models_gpu", counting)
     crops = torch.rand(3, 256, 256, 3)
     audio = {"waveform": torch.zeros(1, 1, 16000), "sample_rate": 16000}
-    (generated,) = run(comfy, "LipSyncSampler", loaded["model"], vae, loaded["whisper"], crops, audio,
-                       25.0, 1, "pad_audio_with_silence")
+    (generated,) = run(comfy, "LipSyncSampler", loaded["model"], crops, audio, 25.0, 1, "pad_audio_with_silence",
+                       vae=vae, audio_encoder=loaded["whisper"])
     assert generated.shape == (3, 256, 256, 3) and not torch.equal(generated, crops)
     assert sum(vae.patcher in models for models in calls) == 1, calls

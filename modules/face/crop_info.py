@@ -11,7 +11,10 @@ import numpy as np
 
 GEOMETRY_V10 = "musetalk_v1.0"  # box from landmarks with bbox_shift
 GEOMETRY_V15 = "musetalk_v1.5"  # bbox_shift 0, chin extended by extra_margin
-CROP_SIZE = 256
+GEOMETRY_WAV2LIP = "wav2lip"  # the face box padded 10 px below the chin, stretched to 96x96
+CROP_SIZE = 256  # MuseTalk's
+WAV2LIP_CROP_SIZE = 96
+CROP_SIZES = {GEOMETRY_V10: CROP_SIZE, GEOMETRY_V15: CROP_SIZE, GEOMETRY_WAV2LIP: WAV2LIP_CROP_SIZE}
 
 
 @dataclass

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import FrameInputError, SettingError
-from .crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15, CropInfo, FrameCrop
-from .face_geometry import check_geometry, crop_frame, musetalk_box
+from .crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15, GEOMETRY_WAV2LIP, CropInfo, FrameCrop
+from .face_geometry import check_geometry, crop_frame, face_box, wav2lip_crop
 from .track_smoothing import smooth_tracks
 
 NO_FACE = "no face"
@@ -128,7 +128,7 @@ def plan_crops(
     crops_info, reasons = [], Counter()
     for points in tracks:
         points = _usable_points(points)
-        box = None if points is None else musetalk_box(points, height, width, geometry, bbox_shift, extra_margin)
+        box = None if points is None else face_box(points, height, width, geometry, bbox_shift, extra_margin)
         frame_crop, reason = _frame_crop(points, box, min_face_size)
         crops_info.append(frame_crop)
         if reason:
@@ -174,7 +174,8 @@ def cut_crops(frames, info: CropInfo, origin: tuple[int, int] = (0, 0)) -> torch
                 or min(y2, info.frame_height) - origin[1] > frame.shape[0]):
             raise FrameInputError(f"The crop box {(x1, y1, x2, y2)} runs past the region of the frames given "
                                   f"(from {origin}, {frame.shape[1]}x{frame.shape[0]}); pass whole frames.")
-        crops[index] = crop_frame(frame, box, info.crop_size)
+        cut = wav2lip_crop if info.geometry == GEOMETRY_WAV2LIP else crop_frame
+        crops[index] = cut(frame, box, info.crop_size)
     return torch.from_numpy(crops)
 
 

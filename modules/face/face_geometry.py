@@ -9,9 +9,12 @@ import cv2
 import numpy as np
 
 from ..errors import FrameInputError, SettingError
-from .crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15
+from .crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15, GEOMETRY_WAV2LIP
 
-GEOMETRIES = (GEOMETRY_V10, GEOMETRY_V15)
+GEOMETRIES = (GEOMETRY_V10, GEOMETRY_V15, GEOMETRY_WAV2LIP)
+WAV2LIP_PADS = (0, 10, 0, 0)  # inference.py's --pads default: top, bottom, left, right in pixels
+BROWS = slice(17, 27)  # iBUG eyebrow points
+FOREHEAD = 0.2  # a detector's box reaches above the brows by about this share of the brow-to-chin height
 NOSE_TOP, NOSE_BRIDGE, NOSE_LOWER = 28, 29, 30  # iBUG indices down the nose bridge
 
 
@@ -70,6 +73,33 @@ def musetalk_box(
     return x1, y1, x2, y2
 
 
+def face_box(landmarks68, frame_height: int, frame_width: int, geometry: str, bbox_shift: int = 0,
+             extra_margin: int = 10) -> tuple[int, int, int, int] | None:
+    """The crop box of `geometry` for one face (see musetalk_box and wav2lip_box); None if unusable."""
+    if geometry == GEOMETRY_WAV2LIP:
+        return wav2lip_box(landmarks68, frame_height, frame_width)
+    return musetalk_box(landmarks68, frame_height, frame_width, geometry, bbox_shift, extra_margin)
+
+
+def wav2lip_box(landmarks68, frame_height: int, frame_width: int,
+                pads: tuple[int, int, int, int] = WAV2LIP_PADS) -> tuple[int, int, int, int] | None:
+    """(x1, y1, x2, y2) of Wav2Lip's crop: its face detector's box, padded by `pads` and clipped to the frame as
+    `inference.py` does. The pack tracks 68 landmarks rather than S3FD boxes, so the box is the landmarks' extent
+    raised above the brows by FOREHEAD (an S3FD box spans the jaw and reaches into the forehead)."""
+    points = _int_landmarks(landmarks68)
+    if points is None:
+        return None
+    top, bottom, left, right = pads
+    x1, x2 = int(points[:, 0].min()), int(points[:, 0].max())
+    brow, chin = int(points[BROWS, 1].min()), int(points[:, 1].max())
+    y1 = brow - int(FOREHEAD * (chin - brow))
+    x1, y1 = max(0, x1 - left), max(0, y1 - top)
+    x2, y2 = min(frame_width, x2 + right), min(frame_height, chin + bottom)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return x1, y1, x2, y2
+
+
 def bbox_shift_range(landmarks_list) -> tuple[int, int]:
     """The bbox_shift range MuseTalk suggests: [-(lm30.y - lm29.y), +(lm29.y - lm28.y)] averaged over frames.
 
@@ -108,3 +138,17 @@ def crop_frame(frame: np.ndarray, box: tuple[int, int, int, int], size: int = CR
     resized = cv2.resize(region, (size, size), interpolation=cv2.INTER_LANCZOS4)
     # Lanczos overshoots at sharp edges; keep the IMAGE range.
     return np.clip(resized, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def wav2lip_crop(frame: np.ndarray, box: tuple[int, int, int, int], size: int = 96) -> np.ndarray:
+    """frame[y1:y2, x1:x2] as Wav2Lip cuts it: uint8, stretched to size x size by cv2's default (bilinear)
+    resize; float32 0..1 on the uint8 grid."""
+    image = np.asarray(frame)[..., :3]
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(image.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    x1, y1, x2, y2 = (int(v) for v in box)
+    height, width = image.shape[:2]
+    if x1 < 0 or y1 < 0 or min(x2, width) <= x1 or min(y2, height) <= y1:
+        raise FrameInputError(f"Crop box {box} is empty or outside the {width}x{height} frame.")
+    resized = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]), (size, size))
+    return resized.astype(np.float32) / 255.0

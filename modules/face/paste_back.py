@@ -10,6 +10,8 @@ Modes:
 - "jaw": MuseTalk v1.5 compositing (BiSeNet "jaw" mode, lower half of the 1.5x expanded crop).
 - "full_face": UnAvgLip compositing (BiSeNet classes 1-13, whole face).
 - "mask": a user mask, in frame pixels [N,H,W] or crop pixels [N,256,256].
+- "box": the whole box, as Wav2Lip's `inference.py` pastes: the crop on the uint8 grid, resized with cv2's default
+  (bilinear); with feather_px 0 exactly its frame.
 """
 
 import cv2
@@ -28,7 +30,7 @@ from .blend_masks import (
 from .crop_info import CropInfo
 from .face_parsing import FILE_NAME, PARSE_SIZE, parse_faces
 
-MODES = ("lower_face", "jaw", "full_face", "mask")
+MODES = ("lower_face", "jaw", "full_face", "mask", "box")
 PARSING_MODES = ("jaw", "full_face")  # need the BiSeNet face parser
 MASKLESS_MODES = tuple(mode for mode in MODES if mode != "mask")  # need no mask input
 PARSING_EXPAND = 1.5  # context around the box given to the parser (MuseTalk HEAD and UnAvgLip)
@@ -89,7 +91,8 @@ def paste_back(
         alpha = blend[rows, cols]
         if not alpha.any():
             continue
-        generated = _resize_crop(crops[crop_for_frame[index]], box)[rows, cols]
+        resize = _resize_as_wav2lip if mode == "box" else _resize_crop
+        generated = resize(crops[crop_for_frame[index]], box)[rows, cols]
         original = frame[frame_rows, frame_cols]
         if color_match:
             generated = match_colour(generated, original, alpha)
@@ -177,6 +180,8 @@ def _region_mask(mode, frame_size, box, landmarks, user) -> np.ndarray:
             mask[height // 2 :] = 1.0
             return mask
         return lower_face_mask_from_landmarks(np.asarray(landmarks) - (x1, y1), height, width)
+    if mode == "box":
+        return np.ones((height, width), np.float32)
     if mode == "mask":
         if user.shape == frame_size:
             return _window(user, box)
@@ -243,6 +248,11 @@ def _resize_crop(crop: np.ndarray, box) -> np.ndarray:
     shrinking = width <= crop.shape[1] and height <= crop.shape[0]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4  # area avoids aliasing when shrinking
     return np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0.0, 1.0)
+
+
+def _resize_as_wav2lip(crop: np.ndarray, box) -> np.ndarray:
+    levels = np.clip(np.rint(crop * 255.0), 0, 255).astype(np.uint8)
+    return cv2.resize(levels, (box[2] - box[0], box[3] - box[1])).astype(np.float32) / 255.0
 
 
 # ---- input checks ----

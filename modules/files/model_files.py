@@ -34,6 +34,9 @@ MODEL_FILES = (
               (("UnAvgLip_LipSyncModelLoader", "unet_name"),)),
     ModelFile("MuseTalk v1.0", "lipsync", ("musetalk/pytorch_model.bin",), MUSETALK + " (musetalk.json beside it is "
               "optional)", BASE, (("UnAvgLip_LipSyncModelLoader", "unet_name"),)),
+    ModelFile("Wav2Lip", "lipsync", ("wav2lip_gan.pth", "wav2lip.pth"),
+              "wav2lip_gan.pth or wav2lip.pth of github.com/Rudrabha/Wav2Lip (its README links them; non-commercial "
+              "licence), as published; or an LPIPS-AttnWav2Lip .safetensors made by `unavglip train-wav2lip`", BASE),
     ModelFile("audio encoder", "audio_encoders", ("tiny.pt", "whisper-tiny/"),
               "Whisper tiny: OpenAI's tiny.pt (github.com/openai/whisper), or the huggingface.co/openai/whisper-tiny "
               "folder (config.json + model.safetensors)", REQUIRED_USE, (("UnAvgLip_WhisperLoader", "encoder_name"),)),
@@ -64,6 +67,10 @@ MODEL_FILES = (
     ModelFile("sync expert", "syncnet", ("lipsync_expert.pth",),
               "lipsync_expert.pth, Wav2Lip's Expert Discriminator (github.com/Rudrabha/Wav2Lip; non-commercial "
               "licence), for the sync loss", TRAINING, (("UnAvgLip_SyncExpertLoader", "expert_name"),)),
+    ModelFile("LPIPS backbone", "lpips", ("alexnet-owt-7be5be79.pth",),
+              "alexnet-owt-7be5be79.pth, torchvision's AlexNet (download.pytorch.org/models/alexnet-owt-7be5be79.pth, "
+              "BSD), for the LPIPS loss of the Wav2Lip trainer (the lpips package would download it; the pack never "
+              "does)", TRAINING),
 )
 # Folders holding other than WEIGHT_EXTENSIONS: insightface packs are .onnx; SyncNet's published file ends in .model.
 FOLDER_EXTENSIONS = {"insightface": frozenset({".onnx"}), "syncnet": WEIGHT_EXTENSIONS | {".model"}}

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..files.weight_file import SAFETENSORS_SUFFIXES, describe_keys, read_weight_file, tensor_items
+from ..wav2lip.wav2lip_file import is_wav2lip_family, plain_state, what_it_is
 from .id_cross_attention import LayerAdapter
 from .identity_adapter import AdapterInfo, IdentityAdapter
 from .identity_perceiver import DIM_HEAD, load_perceiver, perceiver_config_from_state
@@ -34,7 +35,11 @@ _PROCESSOR_KEY = re.compile(r"^unet\.(.+)\.processor\.(.+)$")
 
 
 def load_identity_adapter(path: str) -> IdentityAdapter:
-    state = tensor_items(read_weight_file(path, WHAT))
+    loaded = read_weight_file(path, WHAT)
+    state = tensor_items(loaded)
+    if isinstance(loaded.get("state_dict"), dict):  # Wav2Lip's checkpoint layout: a model of another family
+        raise ModelFileError(f"{os.path.basename(path)} is {what_it_is(plain_state(loaded))}; expected {EXPECTED}. "
+                             "Identity adapters work with MuseTalk UNets.")
     metadata = _safetensors_metadata(path)
     if metadata.get("format") == ADAPTER_FORMAT:
         return _from_our_format(state, metadata, path)
@@ -136,6 +141,8 @@ def _from_accelerate_checkpoint(state: dict, path: str) -> IdentityAdapter:
 
 def _what_it_is(state: dict) -> str:
     keys = state.keys()
+    if is_wav2lip_family(state):
+        return what_it_is(state)
     if "conv_in.weight" in keys or UNET_PREFIX + "conv_in.weight" in keys:
         return "a lip-sync UNet without adapter weights (load it with the Lip-Sync Model Loader)"
     if any(key.startswith(("model.diffusion_model.", "first_stage_model.")) for key in keys):

@@ -12,41 +12,20 @@ fps ~5000 (training.md 1.4-1.6); `sync_input` and the dataset fix each of those.
 
 import os
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelFileError
 from ..files.weight_file import describe_keys, read_weight_file, tensor_items
+from ..wav2lip.conv_blocks import R, ConvBlock
 
 WHAT = "Wav2Lip lip-sync expert"
 FILE_NAME = "lipsync_expert.pth"
 SYNC_FRAMES = 5  # syncnet_T
-MEL_STEPS = 16  # mel frames per window (80 per second)
-MEL_PER_SECOND = 80  # 16 kHz / hop 200
 FACE_SIZE = 96
 
 
-class ConvBlock(nn.Module):
-    """Wav2Lip's `Conv2d`: conv + batch norm, an optional residual add, then ReLU."""
-
-    def __init__(self, cin, cout, kernel_size, stride, padding, residual=False):
-        super().__init__()
-        self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel_size, stride, padding), nn.BatchNorm2d(cout))
-        self.act = nn.ReLU()
-        self.residual = residual
-
-    def forward(self, x):
-        out = self.conv_block(x)
-        return self.act(out + x if self.residual else out)
-
-
-def _blocks(specs) -> nn.Sequential:
-    return nn.Sequential(*(ConvBlock(*spec[:5], residual=len(spec) > 5) for spec in specs))
-
-
-R = True  # marks a residual block in the tables below
 FACE_ENCODER = [
     (15, 32, 7, 1, 3), (32, 64, 5, (1, 2), 1), (64, 64, 3, 1, 1, R), (64, 64, 3, 1, 1, R),
     (64, 128, 3, 2, 1), (128, 128, 3, 1, 1, R), (128, 128, 3, 1, 1, R), (128, 128, 3, 1, 1, R),
@@ -61,6 +40,10 @@ AUDIO_ENCODER = [
     (128, 256, 3, (3, 2), 1), (256, 256, 3, 1, 1, R), (256, 256, 3, 1, 1, R),
     (256, 512, 3, 1, 0), (512, 512, 1, 1, 0),
 ]
+
+
+def _blocks(specs) -> nn.Sequential:
+    return nn.Sequential(*(ConvBlock(*spec[:5], residual=len(spec) > 5) for spec in specs))
 
 
 def _scaled(specs, widths: dict) -> list:
@@ -126,45 +109,3 @@ def sync_loss(expert: LipSyncExpert, mel: torch.Tensor, crops: torch.Tensor) -> 
     audio, face = expert(mel, sync_input(crops))
     cosine = F.cosine_similarity(audio, face, dim=1).clamp(1e-6, 1.0)
     return -torch.log(cosine).mean()
-
-
-# ---- Wav2Lip's mel spectrogram (audio.py with hparams.py's values) ----
-
-N_FFT = 800
-HOP = 200
-MEL_BANDS = 80
-F_MIN, F_MAX = 55, 7600
-PREEMPHASIS = 0.97
-MIN_LEVEL_DB, REF_LEVEL_DB, MAX_ABS = -100.0, 20.0, 4.0
-
-
-def wav2lip_mel(audio_16k: np.ndarray, frames_per_piece: int = 4800) -> np.ndarray:
-    """[80, M] float32: pre-emphasis 0.97, |STFT| (800/200, librosa), 80 mel bands 55-7600 Hz, dB - 20, scaled to
-    [-4, 4] and clipped, exactly as Wav2Lip's `melspectrogram`. The STFT runs a minute (4800 frames) at a time on
-    the reflect-padded signal, which is what librosa's centred STFT computes, so memory stays flat."""
-    import librosa
-    from scipy import signal
-
-    emphasised = signal.lfilter([1, -PREEMPHASIS], [1], np.asarray(audio_16k, dtype=np.float64))
-    # pad_mode "reflect": librosa's default when Wav2Lip trained the expert (0.7); 0.10 changed it to zeros.
-    padded = np.pad(emphasised, N_FFT // 2, mode="reflect")
-    frames = 1 + len(emphasised) // HOP
-    bank = librosa.filters.mel(sr=16000, n_fft=N_FFT, n_mels=MEL_BANDS, fmin=F_MIN, fmax=F_MAX)
-    floor = np.exp(MIN_LEVEL_DB / 20 * np.log(10))
-    pieces = []
-    for first in range(0, frames, frames_per_piece):
-        count = min(frames_per_piece, frames - first)
-        segment = padded[first * HOP:(first + count - 1) * HOP + N_FFT]
-        spectrum = np.abs(librosa.stft(y=segment, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, center=False))
-        decibels = 20 * np.log10(np.maximum(floor, bank @ spectrum)) - REF_LEVEL_DB
-        scaled = (2 * MAX_ABS) * ((decibels - MIN_LEVEL_DB) / (-MIN_LEVEL_DB)) - MAX_ABS
-        pieces.append(np.clip(scaled, -MAX_ABS, MAX_ABS).astype(np.float32))
-    return np.concatenate(pieces, axis=1)
-
-
-def mel_window(mel: np.ndarray, first_frame_seconds: float) -> np.ndarray | None:
-    """The [80, 16] window that starts at the frame's time (int(80 * t)); None past the end of the audio."""
-    start = int(MEL_PER_SECOND * first_frame_seconds)
-    if start < 0 or start + MEL_STEPS > mel.shape[1]:
-        return None
-    return mel[:, start:start + MEL_STEPS]

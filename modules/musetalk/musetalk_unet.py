@@ -85,10 +85,11 @@ def resolve_version(requested: str, path: str) -> str:
     return detected
 
 
-def load_lipsync_unet(path: str, version: str = "auto", config_path: str | None = None) -> LipSyncUNet:
-    """Build the UNet from its config and strictly load the weights of `path`."""
+def load_lipsync_unet(path: str, version: str = "auto", config_path: str | None = None,
+                      state: dict | None = None) -> LipSyncUNet:
+    """Build the UNet from its config and strictly load the weights of `path` (`state`: its tensors, if read)."""
     version = resolve_version(version, path)
-    state = tensor_items(read_weight_file(path, "MuseTalk UNet"))
+    state = tensor_items(read_weight_file(path, "MuseTalk UNet")) if state is None else state
     check_musetalk_keys(state, path)
     config = read_config(path, config_path) or infer_config(state)
     unet = build_unet(config, state, path)

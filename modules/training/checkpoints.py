@@ -43,10 +43,18 @@ def _write(path: str, writer) -> None:
 
 
 def save_checkpoint(out_dir: str, prefix: str, step: int, adapter, metadata: dict, resume_state: dict) -> str:
+    return save_weights_and_state(
+        out_dir, prefix, step, lambda p: save_identity_adapter(adapter, p, adapter.layer_names, extra=metadata),
+        resume_state)
+
+
+def save_weights_and_state(out_dir: str, prefix: str, step: int, write_weights, resume_state: dict) -> str:
+    """`write_weights(path)` writes the trained network (a safetensors file a loader reads), then the resume state
+    and `latest.json`; -> the weights' path."""
     os.makedirs(out_dir, exist_ok=True)
     adapter_path = os.path.join(out_dir, adapter_file_name(prefix, step))
     state_path = os.path.join(out_dir, f"{prefix}_resume.state")  # not a weight extension: loaders skip it
-    _write(adapter_path, lambda p: save_identity_adapter(adapter, p, adapter.layer_names, extra=metadata))
+    _write(adapter_path, write_weights)
     _write(state_path + ".next", lambda p: torch.save(resume_state, p))
     os.replace(state_path + ".next", state_path)
     write_json_atomically(os.path.join(out_dir, LATEST), {"step": step, "adapter": os.path.basename(adapter_path),

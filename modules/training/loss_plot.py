@@ -4,7 +4,7 @@ import numpy as np
 
 
 def plot_losses(history: list[dict], validation: list[dict], path: str | None = None,
-                width_px: int = 1000) -> np.ndarray:
+                width_px: int = 1000, title: str = "UnAvgLip identity adapter training") -> np.ndarray:
     """Draw the curves; write a PNG to `path` when given; return the picture as uint8 RGB [H, W, 3]."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -35,7 +35,7 @@ def plot_losses(history: list[dict], validation: list[dict], path: str | None = 
     if positive and max(positive) / max(min(positive), 1e-12) > 50:
         axes.set_yscale("log")
     axes.grid(alpha=0.3)
-    axes.set_title("UnAvgLip identity adapter training")
+    axes.set_title(title)
     if names:
         axes.legend(fontsize=8, ncol=2)
     figure.tight_layout()

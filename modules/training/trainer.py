@@ -97,7 +97,7 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
     runtime.report_progress(step, settings.steps)
     with target.gradient_checkpointing(use_checkpointing), torch.inference_mode(False), torch.enable_grad():
         while step < settings.steps:
-            _stop_if_interrupted(runtime, step, adapter_path, save)
+            stop_if_interrupted(runtime, step, adapter_path, save)
             terms = _one_step(target, models, adapter, train_drawer, rng, settings, parameters, optimizer,
                               scheduler, lora_scale, device, autocast, step, adapter_path)
             step += 1
@@ -132,7 +132,7 @@ def _active_losses(losses: LossModels, settings: TrainSettings, runtime: Runtime
     return active
 
 
-def _stop_if_interrupted(runtime: Runtime, step: int, adapter_path: str | None, save) -> None:
+def stop_if_interrupted(runtime: Runtime, step: int, adapter_path: str | None, save) -> None:
     """Raise the host's interrupt, after saving what was learnt since the last checkpoint."""
     try:
         runtime.raise_if_interrupted()

@@ -2,6 +2,7 @@
 
     DIR/manifest.json                  format, version, base version, settings, the clips (written last)
     DIR/clips/<clip>/crops.npy         uint8 [N, 256, 256, 3] RGB MuseTalk crops of the frames with a face
+    DIR/clips/<clip>/crops96.npy       uint8 [N, 96, 96, 3] RGB Wav2Lip crops of the same frames
     DIR/clips/<clip>/frames.npy        int64 [N] source frame index of each crop
     DIR/clips/<clip>/embeddings.npy    float32 [N, 512] ArcFace normed_embedding of each crop (NaN: none found)
     DIR/clips/<clip>/arcface_affine.npy float32 [N, 2, 3] crop -> 112x112 alignment (NaN: none)
@@ -49,6 +50,8 @@ class Clip:
         self.embeddings = np.load(join("embeddings.npy"))
         self.affines = np.load(join("arcface_affine.npy"))
         self.mel = np.load(join("mel.npy"), mmap_mode="c")
+        # Data prepared before the Wav2Lip family lacks them; its trainer asks for the data to be prepared again.
+        self.crops96 = np.load(join("crops96.npy"), mmap_mode="c") if os.path.isfile(join("crops96.npy")) else None
         shape = tuple(self.info["audio_steps_shape"])
         self.audio_steps = np.memmap(join("audio_steps.f32"), dtype=np.float32, mode="c", shape=shape)
 
@@ -112,11 +115,13 @@ def held_out_count(count: int, fraction: float) -> int:
 
 def write_clip(data_dir: str, name: str, crops: np.ndarray, audio_steps: np.ndarray, mel: np.ndarray, fps: float,
                flavour: str, embeddings: np.ndarray, affines: np.ndarray, frames: np.ndarray | None = None,
-               validation_fraction: float = 0.1, extra: dict | None = None) -> dict:
+               validation_fraction: float = 0.1, extra: dict | None = None, crops96: np.ndarray | None = None) -> dict:
     """Write one clip from arrays held in memory (synthetic data, tests); `prepare_data` streams instead."""
     folder = os.path.join(data_dir, "clips", name)
     os.makedirs(folder, exist_ok=True)
     count = len(crops)
+    if crops96 is not None:
+        np.save(os.path.join(folder, "crops96.npy"), np.ascontiguousarray(crops96, dtype=np.uint8))
     np.save(os.path.join(folder, "crops.npy"), np.ascontiguousarray(crops, dtype=np.uint8))
     np.save(os.path.join(folder, "frames.npy"), np.arange(count, dtype=np.int64) if frames is None else frames)
     np.save(os.path.join(folder, "embeddings.npy"), np.asarray(embeddings, np.float32))

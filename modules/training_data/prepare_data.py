@@ -6,6 +6,8 @@ Per clip, streamed so memory does not grow with the video's length:
 2. read them again chunk by chunk: cut the crops, write them as uint8 into a memory-mapped file, and run ArcFace
    on each 256x256 crop as UnAvgLip's inference does (buffalo_l `normed_embedding`), keeping its 112x112 alignment;
 3. the audio track: Whisper states in the base version's flavour, written window by window, and Wav2Lip's mel.
+The Wav2Lip family's 96x96 crops of the same frames are written beside the MuseTalk ones (its trainer reads them
+with the same mel).
 Frames without a usable face are left out and counted. A clip whose clip.json exists is not redone (resume).
 """
 
@@ -22,14 +24,14 @@ from ..audio.speech_input import mono_16k
 from ..audio.whisper_encoder import SAMPLE_RATE, WhisperEncoder
 from ..audio.whisper_features import iter_encoded_steps
 from ..errors import FrameInputError, SettingError, UnAvgLipError
-from ..face.crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15
+from ..face.crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15, GEOMETRY_WAV2LIP, WAV2LIP_CROP_SIZE
 from ..face.face_analysis import choose_face, detect_faces
 from ..face.face_crop import cut_crops, plan_crops
 from ..face.face_track import track_video
 from ..runtime import Runtime
 from ..files.json_files import read_json, write_json_atomically
 from ..loss_networks.arcface_loss import alignment_matrix
-from ..loss_networks.wav2lip_syncnet import wav2lip_mel
+from ..audio.wav2lip_mel import wav2lip_mel
 from ..video.video_io import iter_frame_chunks, probe_video
 from .dataset_files import CLIP_FILE, MANIFEST, clip_name, held_out_count, open_training_data, write_manifest
 
@@ -97,7 +99,7 @@ def prepare_dataset(videos: list[str], out_dir: str, encoder: WhisperEncoder, fa
         name = clip_name(video)
         folder = os.path.join(out_dir, "clips", name)
         done = read_json(os.path.join(folder, CLIP_FILE))
-        if done is not None and done.get("settings") == settings.key():
+        if done is not None and done.get("settings") == settings.key() and done.get("wav2lip_crops"):
             report.reused += 1
             runtime.log(f"UnAvgLip: {os.path.basename(video)} is prepared already ({done['kept']} frames); reused.")
             _record(report, video, done)
@@ -155,6 +157,8 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
     geometry = GEOMETRY_V10 if settings.base_version == "v1.0" else GEOMETRY_V15
     plan = plan_crops(landmarks, info.height, info.width, geometry, settings.bbox_shift, settings.extra_margin,
                       fps, settings.smoothing, settings.min_face_size)
+    wav2lip_plan = plan_crops(landmarks, info.height, info.width, GEOMETRY_WAV2LIP, fps=fps,
+                              smoothing=settings.smoothing, min_face_size=0, crop_size=WAV2LIP_CROP_SIZE)
     kept = [index for index, frame in enumerate(plan.frames) if frame.found]
     # Frames past the end of the speech have no audio to learn from.
     kept = [index for index in kept if (index + 1) / fps <= audio.size / SAMPLE_RATE + 1e-9]
@@ -165,8 +169,8 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
                   "are needed: 1 s of video with the face clearly visible)")
         return dict(base, note=reason)
     os.makedirs(folder, exist_ok=True)
-    embeddings, affines, with_embedding = _write_crops(video, info, constant_rate, plan, kept, folder, face_analysis,
-                                                       runtime)
+    embeddings, affines, with_embedding = _write_crops(video, info, constant_rate, (plan, wav2lip_plan), kept, folder,
+                                                       face_analysis, runtime)
     if with_embedding == 0:
         raise FrameInputError(f"ArcFace found no face in any crop of {os.path.basename(video)}, so the clip has no "
                               "identity to learn. Use a face analysis pack with recognition (buffalo_l).")
@@ -178,24 +182,29 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
     held_out = held_out_count(len(kept), settings.validation_fraction)
     clip = dict(base, flavour=settings.base_version, audio_steps_shape=steps_shape,
                 validation_start=len(kept) - held_out, with_embedding=with_embedding,
-                skipped_frames=len(landmarks) - len(kept), notes=plan.notes)
+                skipped_frames=len(landmarks) - len(kept), notes=plan.notes, wav2lip_crops=True)
     write_json_atomically(os.path.join(folder, CLIP_FILE), clip)
     return clip
 
 
-def _write_crops(video: str, info, constant_rate, plan, kept: list[int], folder: str, face_analysis,
+def _write_crops(video: str, info, constant_rate, plans, kept: list[int], folder: str, face_analysis,
                  runtime: Runtime):
-    """The second pass: crops.npy (uint8) of the kept frames, and each crop's ArcFace embedding and alignment
-    -> (embeddings [n, 512], affines [n, 2, 3], how many crops have them); NaN where ArcFace found no face."""
+    """The second pass: crops.npy (uint8, MuseTalk's) and crops96.npy (Wav2Lip's) of the kept frames, and each
+    MuseTalk crop's ArcFace embedding and alignment -> (embeddings [n, 512], affines [n, 2, 3], how many crops have
+    them); NaN where ArcFace found no face."""
+    plan, wav2lip_plan = plans
     embeddings = np.full((len(kept), 512), np.nan, np.float32)
     affines = np.full((len(kept), 2, 3), np.nan, np.float32)
     position = {source: k for k, source in enumerate(kept)}
     frame_index, written, with_embedding = 0, 0, 0
     # Written through a plain file, not a memory map: a map's written pages count as this process's memory until
     # the kernel writes them back, so peak memory would grow with the video.
-    with open(os.path.join(folder, "crops.npy"), "wb") as crops_file:
+    with open(os.path.join(folder, "crops.npy"), "wb") as crops_file, \
+            open(os.path.join(folder, "crops96.npy"), "wb") as small_file:
         np.lib.format.write_array_header_1_0(crops_file, {"descr": "|u1", "fortran_order": False,
                                                           "shape": (len(kept), CROP_SIZE, CROP_SIZE, 3)})
+        np.lib.format.write_array_header_1_0(small_file, {"descr": "|u1", "fortran_order": False, "shape": (
+            len(kept), WAV2LIP_CROP_SIZE, WAV2LIP_CROP_SIZE, 3)})
         for frames in iter_frame_chunks(info, CHUNK_FRAMES, constant_rate=constant_rate):
             runtime.raise_if_interrupted()
             wanted = [k for k in range(len(frames)) if frame_index + k in position]
@@ -203,6 +212,9 @@ def _write_crops(video: str, info, constant_rate, plan, kept: list[int], folder:
                 section = plan.section([frame_index + k for k in wanted])
                 crops = cut_crops(torch.from_numpy(frames[wanted]).float().div_(255.0), section)
                 crops = crops.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()
+                small = cut_crops(frames[wanted], wav2lip_plan.section([frame_index + k
+                                                                                           for k in wanted]))
+                small_file.write(np.ascontiguousarray(small.mul_(255).round_().to(torch.uint8).numpy()).tobytes())
                 for k, crop in zip(wanted, crops):
                     slot = position[frame_index + k]  # kept frames come in order, so slot == written
                     crops_file.write(np.ascontiguousarray(crop).tobytes())

@@ -17,7 +17,7 @@ import torch
 from ..audio.whisper_features import AudioFeatures, frame_features
 from ..errors import SettingError
 from .dataset_files import Clip, TrainingData
-from ..loss_networks.wav2lip_syncnet import mel_window
+from ..audio.wav2lip_mel import mel_window
 
 REFERENCE_GAP = 5
 
@@ -33,13 +33,31 @@ class Batch:
     target_affines: torch.Tensor  # [B, T, 2, 3]
 
 
+def window_starts(clip: Clip, part: str, frames: int) -> np.ndarray:
+    """Starts k of `frames` consecutive source frames inside the part ("train" or "validation") whose sync-expert
+    mel window exists."""
+    low, high = (0, clip.split) if part == "train" else (clip.split, len(clip.frames))
+    starts = []
+    for k in range(low, high - frames + 1):
+        if clip.frames[k + frames - 1] - clip.frames[k] == frames - 1 and \
+                mel_window(clip.mel, clip.frames[k] / clip.fps) is not None:
+            starts.append(k)
+    return np.asarray(starts, np.int64)
+
+
+def far_reference(starts: np.ndarray, target: int, rng: np.random.Generator) -> int:
+    """A reference window start more than REFERENCE_GAP frames from the target's (any start if none is)."""
+    far = starts[np.abs(starts - target) > REFERENCE_GAP]
+    return int(far[rng.integers(len(far))]) if len(far) else int(starts[rng.integers(len(starts))])
+
+
 class SampleDrawer:
     def __init__(self, data: TrainingData, frames: int = 5, n_cond: int = 1, embedding_dropout: float = 0.05,
                  part: str = "train"):
         self.data, self.frames, self.n_cond, self.dropout, self.part = data, frames, n_cond, embedding_dropout, part
         self.features = {clip.name: AudioFeatures(torch.from_numpy(np.asarray(clip.audio_steps)), clip.info["flavour"])
                          for clip in data.clips}
-        self.starts = {clip.name: self._window_starts(clip) for clip in data.clips}
+        self.starts = {clip.name: window_starts(clip, part, frames) for clip in data.clips}
         needed = 2 if part == "train" else 1  # validation may take any window as the reference
         self.clips = [clip for clip in data.clips if len(self.starts[clip.name]) >= needed]
         if not self.clips:
@@ -49,17 +67,6 @@ class SampleDrawer:
                 "seconds or more with the face in view)."
             )
 
-    def _window_starts(self, clip: Clip) -> np.ndarray:
-        """Starts k of T consecutive source frames inside the part, whose mel window exists."""
-        low, high = (0, clip.split) if self.part == "train" else (clip.split, len(clip.frames))
-        frames = clip.frames
-        starts = []
-        for k in range(low, high - self.frames + 1):
-            if frames[k + self.frames - 1] - frames[k] == self.frames - 1 and \
-                    mel_window(clip.mel, frames[k] / clip.fps) is not None:
-                starts.append(k)
-        return np.asarray(starts, np.int64)
-
     def draw(self, rng: np.random.Generator, batch_size: int) -> Batch:
         items = [self._item(self.clips[int(rng.integers(len(self.clips)))], rng) for _ in range(batch_size)]
         return Batch(*(torch.stack([item[i] for item in items]) for i in range(7)))
@@ -67,8 +74,7 @@ class SampleDrawer:
     def _item(self, clip: Clip, rng: np.random.Generator):
         starts = self.starts[clip.name]
         target = int(starts[rng.integers(len(starts))])
-        far = starts[np.abs(starts - target) > REFERENCE_GAP]
-        reference = int(far[rng.integers(len(far))]) if len(far) else int(starts[rng.integers(len(starts))])
+        reference = far_reference(starts, target, rng)
         window = list(range(target, target + self.frames))
         source_frames = [int(clip.frames[k]) for k in window]
         crops = lambda ks: torch.from_numpy(np.asarray(clip.crops[ks[0]:ks[-1] + 1])).float().div_(255)  # noqa: E731
