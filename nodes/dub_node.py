@@ -40,6 +40,8 @@ class DubVideo(io.ComfyNode):
                 io.Video.Input("video", tooltip="From core Load Video."),
                 io.Audio.Input("audio", tooltip="The new speech."),
                 MODEL_IO.Input("lipsync_model"),
+                io.Vae.Input("vae", tooltip="sd-vae-ft-mse from the core VAE Loader."),
+                WHISPER_IO.Input("audio_encoder"),
                 INSIGHTFACE_IO.Input("insightface"),
                 io.Combo.Input("length_policy", options=LENGTH_POLICIES, default=PAD_AUDIO),
                 io.Combo.Input("paste_mode", options=MASKLESS_MODES, default="lower_face",
@@ -47,10 +49,6 @@ class DubVideo(io.ComfyNode):
                 io.Int.Input("batch_size", default=8, min=1, max=256),
                 io.Int.Input("memory_budget_mb", default=1024, min=64, max=65536,
                              tooltip="RAM for decoded frames in flight; sets the chunk length."),
-                io.Vae.Input("vae", optional=True, tooltip="MuseTalk: sd-vae-ft-mse from the core VAE Loader. "
-                                                           "Wav2Lip: leave empty."),
-                WHISPER_IO.Input("audio_encoder", optional=True, tooltip="MuseTalk: Load Whisper Audio Encoder. "
-                                                                         "Wav2Lip: leave empty."),
             ],
             outputs=[io.Video.Output(display_name="video")],
             hidden=[io.Hidden.unique_id],

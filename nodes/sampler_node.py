@@ -27,12 +27,9 @@ class LipSyncSampler(io.ComfyNode):
             ),
             inputs=[
                 MODEL_IO.Input("lipsync_model"),
-                io.Vae.Input("vae", optional=True, tooltip="MuseTalk: sd-vae-ft-mse (vae-ft-mse-840000-ema-pruned) "
-                                                           "from the core VAE Loader. Wav2Lip: leave empty."),
-                WHISPER_IO.Input("audio_encoder", optional=True, tooltip="MuseTalk: Load Whisper Audio Encoder. "
-                                                                         "Wav2Lip: leave empty."),
-                io.Image.Input("crops", tooltip="Face crops from UnAvgLip Face Crop with the model's geometry: "
-                                                "[N, 256, 256, 3] for MuseTalk, [N, 96, 96, 3] for Wav2Lip."),
+                io.Vae.Input("vae", tooltip="sd-vae-ft-mse (vae-ft-mse-840000-ema-pruned) from the core VAE Loader."),
+                WHISPER_IO.Input("audio_encoder"),
+                io.Image.Input("crops", tooltip="Face crops [N, 256, 256, 3], e.g. from UnAvgLip Face Crop."),
                 io.Audio.Input("audio"),
                 io.Float.Input("fps", default=25.0, min=0.01, max=240.0, step=0.001,
                                tooltip="The video's frame rate (fractional rates such as 29.97 work)."),
