@@ -123,7 +123,8 @@ def run_dub(args) -> int:
     if args.check:
         print(describe_model_files(args.models_dir, found))
         return 0 if all(found[name] for name in REQUIRED) else 1
-    missing = [name for name in REQUIRED if not found[name]]
+    wav2lip = args.version == "wav2lip" or bool(args.model)  # no VAE, no Whisper (its own check names its file)
+    missing = [name for name in (("face analysis",) if wav2lip else REQUIRED) if not found[name]]
     if missing:
         raise UnAvgLipError(
             f"Missing model files in {args.models_dir}: {', '.join(missing)}.\n"
@@ -165,11 +166,12 @@ class ProgressLine:
 def load_dub_models(found: dict, args, device):
     from .audio.whisper_encoder import load_whisper_encoder
     from .dub.dub_pipeline import DubModels
-    from .face.face_analysis import load_face_analysis
     from .families.musetalk_family import MuseTalkFamily
     from .musetalk.musetalk_unet import load_lipsync_unet
     from .musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
+    if args.version == "wav2lip" or args.model:
+        return _wav2lip_models(found, args, device)
     unet_path = found["lipsync model"] if args.version == "auto" else found[f"MuseTalk {args.version}"]
     if args.adapter and args.version == "auto" and found.get("MuseTalk v1.0"):
         unet_path = found["MuseTalk v1.0"]  # the adapter was trained on v1.0
@@ -180,22 +182,52 @@ def load_dub_models(found: dict, args, device):
     dtype = compute_dtype(args.dtype, device)
     base.unet.to(device, dtype)
     vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
-    face_parser = None
-    if args.paste_mode in PARSING_MODES:
-        from .face.face_parsing import load_face_parser
-
-        if not found["face parsing"]:
-            raise UnAvgLipError(f"--paste-mode {args.paste_mode} needs face_parsing/79999_iter.pth in {args.models_dir}.")
-        face_parser = load_face_parser(found["face parsing"]).to(device)
-    insightface_root = os.path.dirname(os.path.dirname(found["face analysis"]))
-    analysis = load_face_analysis(insightface_root, os.path.basename(found["face analysis"]),
-                                  "CUDA" if device.type == "cuda" else "CPU")
+    face_parser = _face_parser(found, args, device)
+    analysis = _face_analysis(found, device)
     family = MuseTalkFamily(base, DiffusersVAECodec(vae), load_whisper_encoder(found["audio encoder"]).to(device))
     if args.adapter:
         family.identity = load_identity(args, analysis, device, dtype)
     family.compile(args.compile)
     models = DubModels(family=family, face_analysis=analysis, face_parser=face_parser)
     return models
+
+
+def _face_parser(found: dict, args, device):
+    if args.paste_mode not in PARSING_MODES:
+        return None
+    from .face.face_parsing import load_face_parser
+
+    if not found["face parsing"]:
+        raise UnAvgLipError(f"--paste-mode {args.paste_mode} needs face_parsing/79999_iter.pth in {args.models_dir}.")
+    return load_face_parser(found["face parsing"]).to(device)
+
+
+def _face_analysis(found: dict, device):
+    from .face.face_analysis import load_face_analysis
+
+    insightface_root = os.path.dirname(os.path.dirname(found["face analysis"]))
+    return load_face_analysis(insightface_root, os.path.basename(found["face analysis"]),
+                              "CUDA" if device.type == "cuda" else "CPU")
+
+
+def _wav2lip_models(found: dict, args, device):
+    """Wav2Lip or LPIPS-AttnWav2Lip: no VAE, no Whisper; the generator in the --dtype asked for."""
+    from .dub.dub_pipeline import DubModels
+    from .families.lipsync_model_file import load_wav2lip_family_file
+    from .families.wav2lip_family import Wav2LipFamily
+
+    path = args.model or found["Wav2Lip"]
+    if path is None:
+        raise UnAvgLipError(f"--version wav2lip needs lipsync/wav2lip_gan.pth in {args.models_dir}.\n"
+                            + describe_model_files(args.models_dir, found))
+    if args.adapter:
+        raise UnAvgLipError("Identity adapters work with MuseTalk; drop --adapter or use --version v1.0 / v1.5.")
+    generator = load_wav2lip_family_file(path, "dub --model")
+    generator.network.to(device, compute_dtype(args.dtype, device))
+    family = Wav2LipFamily(generator)
+    family.compile(args.compile)
+    return DubModels(family=family, face_analysis=_face_analysis(found, device), face_parser=_face_parser(found, args,
+                                                                                                        device))
 
 
 def load_identity(args, analysis, device, dtype):
@@ -331,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--out", help="the .mp4 to write")
     dub.add_argument("--models-dir", required=True, help="a ComfyUI models folder (see --check)")
     dub.add_argument("--check", action="store_true", help="list the model files found and missing, then stop")
-    dub.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5"])
+    dub.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5", "wav2lip"],
+                     help="the lip-sync model: MuseTalk (auto: v1.5 first) or lipsync/wav2lip_gan.pth")
+    dub.add_argument("--model", help="a lip-sync model file to use instead (e.g. a trained LPIPS-AttnWav2Lip)")
     dub.add_argument("--length-policy", default=PAD_AUDIO, choices=LENGTH_POLICIES)
     dub.add_argument("--paste-mode", default="lower_face", choices=MASKLESS_MODES)
     dub.add_argument("--batch-size", type=int, default=8)

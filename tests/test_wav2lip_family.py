@@ -160,3 +160,20 @@ def test_wav2lip_geometry_pads_the_box_below_the_chin_and_cuts_96_crops():
     info = plan_crops([points, None], 200, 200, GEOMETRY_WAV2LIP, smoothing=0, crop_size=96)
     crops = cut_crops(torch.rand(2, 200, 200, 3), info)
     assert crops.shape == (2, 96, 96, 3) and info.frames[0].found and not info.frames[1].found
+
+
+def test_the_dub_command_runs_wav2lip_without_a_vae_or_whisper(tmp_path):
+    from test_dub import face_frames, read_all_frames, run_cli, write_speech, write_video
+
+    from model_fixtures import write_tiny_models
+
+    models = tmp_path / "models"
+    write_tiny_models(models)
+    write_wav2lip(str(models / "lipsync" / "wav2lip_gan.pth"))
+    video = write_video(tmp_path / "in.mp4", face_frames(8))
+    speech = write_speech(tmp_path / "s.wav", 8 / 25)
+    done = run_cli("dub", "--video", video, "--audio", speech, "--out", str(tmp_path / "w2l.mp4"), "--models-dir",
+                   str(models), "--version", "wav2lip", "--paste-mode", "box")
+    assert done.returncode == 0, done.stderr
+    frames, original = read_all_frames(str(tmp_path / "w2l.mp4")), read_all_frames(video)
+    assert frames.shape == original.shape and np.abs(frames.astype(int) - original.astype(int)).mean() > 1
