@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     repeats = args.repeats or (10 if device.type == "cuda" else 2)
     batches = [int(b) for b in args.batch.split(",")]
     mel = np.random.default_rng(0).uniform(-4, 2, (80, 16 + int(80 * max(batches) / 25) + 16)).astype(np.float32)
-    print(f"| model | device | dtype | batch | ms/frame | frames/s |\n|---|---|---|---|---|---|")
+    print("| model | device | dtype | batch | ms/frame | frames/s |\n|---|---|---|---|---|---|")
     for kind, network in ((WAV2LIP, Wav2Lip()), (ATTN_WAV2LIP, AttnWav2Lip())):
         family = Wav2LipFamily(Wav2LipGenerator(network.eval().to(device, dtype), kind, "random weights"))
         for batch in batches:
