@@ -21,19 +21,26 @@ ADAPTER_FOLDER = model_file("identity adapter").folder
 FACE_PARSING_FOLDER = model_file("face parsing").folder
 SYNCNET_FOLDER = model_file("SyncNet").folder  # shared with Wav2Lip's sync expert
 VGG_FOLDER = model_file("VGG19").folder
+LPIPS_FOLDER = model_file("LPIPS backbone").folder
 TRAINED_ADAPTERS = "unavglip_adapters"  # under ComfyUI's output folder: adapters the training node writes
+TRAINED_LIPSYNC = "unavglip_lipsync"  # under ComfyUI's output folder: Wav2Lip-family models Train Wav2Lip writes
 
 
 def register_model_folders() -> None:
     """Add our folders to ComfyUI's registry (paths only; nothing is created or written)."""
     for name in model_folders():
         _add_path(name, os.path.join(folder_paths.models_dir, name))
-    # Adapters trained in ComfyUI are written under its output folder and listed by the adapter loader from there.
+    # What the training nodes write goes under ComfyUI's output folder; the loaders list it from there.
     _add_path(ADAPTER_FOLDER, trained_adapters_folder())
+    _add_path(LIPSYNC_FOLDER, trained_lipsync_folder())
 
 
 def trained_adapters_folder() -> str:
     return os.path.join(folder_paths.get_output_directory(), TRAINED_ADAPTERS)
+
+
+def trained_lipsync_folder() -> str:
+    return os.path.join(folder_paths.get_output_directory(), TRAINED_LIPSYNC)
 
 
 def _add_path(name: str, path: str) -> None:

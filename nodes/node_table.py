@@ -23,6 +23,8 @@ NODES = (  # (node id, module, class, display name); ids never change: saved wor
     ("UnAvgLip_VGGLoader", "loss_model_nodes", "VGGLoader", "Load VGG19 for Loss (UnAvgLip)"),
     ("UnAvgLip_SyncExpertLoader", "loss_model_nodes", "SyncExpertLoader", "Load Lip-Sync Expert (UnAvgLip)"),
     ("UnAvgLip_ArcFaceLossLoader", "loss_model_nodes", "ArcFaceLossLoader", "Load ArcFace for Loss (UnAvgLip)"),
+    ("UnAvgLip_LPIPSLoader", "loss_model_nodes", "LPIPSLoader", "Load LPIPS for Loss (UnAvgLip)"),
+    ("UnAvgLip_TrainWav2Lip", "wav2lip_training_node", "TrainWav2Lip", "Train Wav2Lip (UnAvgLip)"),
 )
 
 

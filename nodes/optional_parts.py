@@ -22,7 +22,8 @@ SCORING_PACKAGES = (("scipy", "scipy"), ("python_speech_features", "python_speec
 OPTIONAL_PARTS = (
     OptionalPart("scoring", SCORING_PACKAGES, ("evaluation_nodes",)),
     # Training validates with the scores, plots its losses and reads ArcFace from its ONNX graph.
-    OptionalPart("training", SCORING_PACKAGES + (("onnx", "onnx"),), ("training_nodes", "loss_model_nodes")),
+    OptionalPart("training", SCORING_PACKAGES + (("onnx", "onnx"),), ("training_nodes", "loss_model_nodes",
+                                                                        "wav2lip_training_node")),
 )
 
 

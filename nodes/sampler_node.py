@@ -1,4 +1,4 @@
-"""UnAvgLip_LipSyncSampler: redraw the mouth of every 256x256 face crop from the speech."""
+"""UnAvgLip_LipSyncSampler: redraw the mouth of every face crop from the speech, with the model's family."""
 
 import torch
 from comfy_api.latest import io
@@ -27,14 +27,17 @@ class LipSyncSampler(io.ComfyNode):
             ),
             inputs=[
                 MODEL_IO.Input("lipsync_model"),
-                io.Vae.Input("vae", tooltip="sd-vae-ft-mse (vae-ft-mse-840000-ema-pruned) from the core VAE Loader."),
-                WHISPER_IO.Input("audio_encoder"),
-                io.Image.Input("crops", tooltip="Face crops [N, 256, 256, 3], e.g. from UnAvgLip Face Crop."),
+                io.Image.Input("crops", tooltip="Face crops from Face Crop (UnAvgLip), cut for the model's family "
+                               "(256x256 for MuseTalk, 96x96 for Wav2Lip)."),
                 io.Audio.Input("audio"),
                 io.Float.Input("fps", default=25.0, min=0.01, max=240.0, step=0.001,
                                tooltip="The video's frame rate (fractional rates such as 29.97 work)."),
                 io.Int.Input("batch_size", default=8, min=1, max=256),
                 io.Combo.Input("length_policy", options=LENGTH_POLICIES, default=PAD_AUDIO),
+                io.Vae.Input("vae", optional=True, tooltip="MuseTalk needs it (Wav2Lip does not): sd-vae-ft-mse "
+                             "(vae-ft-mse-840000-ema-pruned) from the core VAE Loader."),
+                WHISPER_IO.Input("audio_encoder", optional=True,
+                                 tooltip="MuseTalk needs it (Wav2Lip does not): Load Whisper Audio Encoder."),
                 io.Image.Input("reference_crop", optional=True, tooltip="One crop used as the reference for every "
                                                                        "frame; default: each frame's own crop."),
             ],

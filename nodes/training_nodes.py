@@ -50,6 +50,7 @@ from .video_files import encode_video, untrimmed_source
 DATA_TYPE = "UNAVGLIP_TRAINING_DATA"
 DATA_IO = io.Custom(DATA_TYPE)
 DATA_FOLDER = "unavglip_training_data"  # under ComfyUI's output folder
+WAV2LIP_DATA_VERSION = "v1.5"  # the MuseTalk crops and features prepared beside Wav2Lip's when a Wav2Lip model is given
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def ordinary_tensors(*modules) -> None:
                     owner._buffers[name] = buffer.clone()
 
 
-def _safe_name(text: str, fallback: str) -> str:
+def safe_name(text: str, fallback: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in text.strip())[:60]
     return cleaned or fallback
 
@@ -84,15 +85,17 @@ class PrepareTrainingData(io.ComfyNode):
             cls,
             category=CATEGORY,
             description=(
-                "Turns videos of one person (or of many people) into training data for an identity adapter: face "
-                "crops, Whisper features, the sync loss's mel and ArcFace embeddings, cached under ComfyUI/output/"
+                "Turns videos of one person (or of many people) into training data for an identity adapter or a "
+                "Wav2Lip-family model: face crops (MuseTalk's and Wav2Lip's 96x96), Whisper features, the mel and "
+                "ArcFace embeddings, cached under ComfyUI/output/"
                 f"{DATA_FOLDER}/<name>. Running it again with the same videos reuses what is done."
             ),
             inputs=[
                 INSIGHTFACE_IO.Input("face_analysis", tooltip="Face Analysis Loader (UnAvgLip) with a full pack "
                                      "(buffalo_l): detection, landmarks and ArcFace."),
-                MODEL_IO.Input("lipsync_model", tooltip="The base model the adapter is for: its version decides the "
-                               "crops and the audio features."),
+                MODEL_IO.Input("lipsync_model", tooltip="The base model the data is for: a MuseTalk version decides "
+                               "the MuseTalk crops and audio features (a Wav2Lip model: v1.5's). Wav2Lip's 96x96 "
+                               "crops and mel are always added."),
                 WHISPER_IO.Input("audio_encoder", tooltip="Load Whisper Audio Encoder (UnAvgLip)."),
                 io.String.Input("dataset_name", default="my_person",
                                 tooltip=f"The folder under ComfyUI/output/{DATA_FOLDER}/ (the base version is added)."),
@@ -110,10 +113,9 @@ class PrepareTrainingData(io.ComfyNode):
     def execute(cls, face_analysis, lipsync_model, audio_encoder, dataset_name, validation_fraction, video=None,
                 video_folder="") -> io.NodeOutput:
         check_analysis(face_analysis)
-        lipsync_model.require_musetalk("Prepare Training Data's MuseTalk crops")
-        version = lipsync_model.version
+        version = lipsync_model.version if lipsync_model.is_musetalk else WAV2LIP_DATA_VERSION
         folder = os.path.join(folder_paths.get_output_directory(), DATA_FOLDER,
-                              f"{_safe_name(dataset_name, 'dataset')}_{version}")
+                              f"{safe_name(dataset_name, 'dataset')}_{version}")
         videos = []
         if video is not None:
             videos.append(_video_path(video, os.path.join(folder, "sources")))
@@ -129,7 +131,7 @@ class PrepareTrainingData(io.ComfyNode):
                                  PrepareSettings(base_version=version, validation_fraction=validation_fraction),
                                  runtime)
         lines = [f"{len(report.clips)} clips, {report.frames} frames with a face ({report.reused} reused) for "
-                 f"MuseTalk {version} in {folder}."]
+                 f"MuseTalk {version} and Wav2Lip in {folder}."]
         lines += [f"skipped {os.path.basename(v)}: {reason}" for v, reason in report.skipped]
         return io.NodeOutput(TrainingDataHandle(folder, version, len(report.clips), report.frames), "\n".join(lines))
 
@@ -221,14 +223,14 @@ class TrainIdentityAdapter(io.ComfyNode):
                              checkpoint_every, seed, LossWeights(l1_lower=l1_lower, l1_full=l1_full,
                                                                  perceptual=perceptual, sync=sync, identity=identity))
         lipsync_model.require_musetalk("The identity adapter trainer")
-        name = _safe_name(adapter_name, "my_adapter")
+        name = safe_name(adapter_name, "my_adapter")
         settings.prefix, settings.frames = name, int(frames_per_clip)
-        out_dir = _run_folder(name, resume)
+        out_dir = run_folder(trained_adapters_folder(), name, resume)
         with torch.inference_mode(False), torch.enable_grad():
             model_management.unload_all_models()  # training needs the memory: free other models first
             model_management.soft_empty_cache()
             patchers = [lipsync_model.patcher] + [h for h in (vgg, sync_expert, arcface) if h is not None]
-            unet, *extra = _as_list(load_to_device(*patchers))
+            unet, *extra = as_list(load_to_device(*patchers))
             if next(unet.parameters()).dtype != torch.float32:
                 raise SettingError("Training needs the lip-sync model's weights in fp32: set weight_dtype to fp32 on "
                                    "Load Lip-Sync Model (the adapter trains in bf16 autocast on a GPU anyway).")
@@ -252,14 +254,14 @@ class TrainIdentityAdapter(io.ComfyNode):
         preview = result.preview if result.preview is not None else np.zeros((64, 64, 3), np.uint8)
         relative = os.path.relpath(result.adapter_path, trained_adapters_folder()).replace(os.sep, "/")
         handle = AdapterHandle(patcher=wrap_module(result.adapter), source=result.adapter_path)
-        return io.NodeOutput(handle, relative, _image(curve), _image(preview))
+        return io.NodeOutput(handle, relative, as_image(curve), as_image(preview))
 
 
-def _as_list(loaded):
+def as_list(loaded):
     return loaded if isinstance(loaded, list) else [loaded]
 
 
-def _image(picture: np.ndarray) -> torch.Tensor:
+def as_image(picture: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(picture.astype(np.float32) / 255.0)[None]
 
 
@@ -274,10 +276,9 @@ def _settings(preset_name, steps, learning_rate, batch_size, rank, train_lora, v
     return settings
 
 
-def _run_folder(name: str, resume: bool) -> str:
-    """output/unavglip_adapters/<name>; without resume, a folder that already holds a run is kept and a numbered
-    one is used instead, so nothing trained before is overwritten."""
-    root = trained_adapters_folder()
+def run_folder(root: str, name: str, resume: bool) -> str:
+    """root/<name>; without resume, a folder that already holds a run is kept and a numbered one is used instead,
+    so nothing trained before is overwritten."""
     folder = os.path.join(root, name)
     number = 2
     while not resume and os.path.isfile(os.path.join(folder, LATEST)):

@@ -1,6 +1,7 @@
 """A real ComfyUI server with the pack and stand-in models, for the tests that need one (COMFYUI_PATH set).
 
-Models are random-weight files in the published formats written to a temporary folder; the two identity adapters
+Models are random-weight files in the published formats written to a temporary folder (Wav2Lip's at width / 8,
+with the published keys); the two identity adapters
 are UnAvgLip checkpoints (the authors' layout) made for the v1.0 UNet written there. The inputs are what the example
 workflows load: a talking-face video with one faceless frame, new speech, a video of face crops.
 """
@@ -31,6 +32,7 @@ from modules.demo.random_models import (
 )
 from media_fixtures import write_audio
 from modules.demo.random_loss_models import write_lipsync_expert, write_vgg19
+from modules.demo.random_wav2lip import write_attn_wav2lip, write_wav2lip
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +43,7 @@ SPEECH_SECONDS = {"new_speech.wav": 0.24, "speech.wav": 0.2}
 ADAPTERS = {"checkpoint-5000/pytorch_model.bin": 5, "checkpoint-10000/pytorch_model.bin": 10}  # file -> seed
 FACE_BOX = (100, 60, 196, 156)  # the stand-in face in frame 0 of talking_face.mp4; it moves 2 px right per frame
 FACELESS_FRAME = 3
+ATTN_WAV2LIP_FILE = "my_attn_wav2lip/my_attn_wav2lip_002000_steps.safetensors"  # what the workflows load
 
 
 def sd_vae_ft_mse_random(seed: int = 0):
@@ -115,6 +118,8 @@ def running_server(base):
     for name, seed in ADAPTERS.items():
         write_adapter(base, name, base_unet, seed)
     write_musetalk_unet(str(models / "lipsync"), "v1.5")
+    write_wav2lip(str(models / "lipsync" / "wav2lip_gan.pth"))
+    write_attn_wav2lip(str(models / "lipsync" / ATTN_WAV2LIP_FILE))
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
     write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=0)
     write_lipsync_expert(str(models / "syncnet" / "lipsync_expert.pth"))

@@ -39,7 +39,7 @@ OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_Whis
              "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo", "UnAvgLip_SyncNetLoader",
              "UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_PrepareTrainingData",
              "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader", "UnAvgLip_SyncExpertLoader",
-             "UnAvgLip_ArcFaceLossLoader"]
+             "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_LPIPSLoader", "UnAvgLip_TrainWav2Lip"]
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
@@ -147,6 +147,8 @@ def audio_seconds(path) -> float:
                                         ("unavglip_compare_two_adapters", (640, 240)),  # two 320x240 side by side
                                         ("unavglip_compare_and_score", (960, 240)),  # base and two adapters
                                         ("unavglip_dub_long_video", (320, 240)),  # streaming Dub Video node
+                                        ("unavglip_dub_wav2lip", (320, 240)),
+                                        ("unavglip_compare_families", (960, 240)),  # MuseTalk, Wav2Lip, Attn
                                         ("unavglip_lipsync_face_crops", (256, 256))])
 def test_example_workflows_run_end_to_end(server, workflow_run, name, size):
     """The shipped workflows on stand-in models: one output frame per input frame (length policy: pad the audio),
@@ -194,6 +196,25 @@ def test_compare_and_score_shows_one_table_for_the_three_versions(workflow_run):
     assert float(values["ssim_mouth"][0]) < 1.0  # the base model redraws the mouth too
     assert entry["outputs"][plot_node]["images"], entry["outputs"][plot_node]
     assert decode_video(video).shape == (6, 240, 960, 3)
+
+
+def test_compare_families_scores_musetalk_wav2lip_and_attn_wav2lip_on_one_clip(workflow_run):
+    """One clip, three families: a table column for each, every metric computed, and each third of the saved
+    video redrawn around the face (Wav2Lip's box differs from MuseTalk's crop, so the three differ)."""
+    prompt, entry, video = workflow_run("unavglip_compare_families")
+    (table_node,) = nodes_of(prompt, "PreviewAny")
+    table = "".join(entry["outputs"][table_node]["text"])
+    header, *rows = table.splitlines()
+    assert all(label in header for label in ("MuseTalk v1.5", "Wav2Lip", "AttnWav2Lip")), header
+    values = {row.split()[0]: row.split()[-3:] for row in rows}
+    assert all(cell != "n/a" for name in ("ssim_mouth", "lse_c", "lmd_px") for cell in values[name]), table
+    frames = decode_video(video)
+    assert frames.shape == (6, 240, 960, 3)
+    thirds = [frames[:, :, 320 * k:320 * (k + 1)] for k in range(3)]
+    assert all(np.abs(face_region(thirds[a], 0) - face_region(thirds[b], 0)).mean() > 1.0
+               for a, b in ((0, 1), (1, 2), (0, 2)))
+    for third in thirds:  # the faceless frame passes through every family unchanged
+        assert np.abs(third[FACELESS_FRAME].astype(np.float32) - 40).mean() < 3
 
 
 def test_two_adapters_give_two_different_halves(workflow_run):

@@ -13,7 +13,7 @@ CORE = {"UnAvgLip_LipSyncSampler", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "U
         "UnAvgLip_IdentityPerceiver", "UnAvgLip_DubVideo", "UnAvgLip_LipSyncModelLoader"}
 SCORING = {"UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_SyncNetLoader"}
 TRAINING = {"UnAvgLip_PrepareTrainingData", "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader",
-            "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader"}
+            "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_LPIPSLoader", "UnAvgLip_TrainWav2Lip"}
 
 
 @pytest.mark.parametrize("blocked, absent, installs", [

@@ -335,6 +335,8 @@ class Graph:
 V15 = dict(unet="musetalkV15/unet.pth", whisper="whisper-tiny/", geometry="musetalk_v1.5", name="MuseTalk v1.5")
 V10 = dict(unet="musetalk/pytorch_model.bin", whisper="tiny.pt", geometry="musetalk_v1.0", name="MuseTalk v1.0")
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
+W2L = dict(unet="wav2lip_gan.pth", geometry="wav2lip", name="Wav2Lip")  # needs no Whisper or VAE
+ATTN_FILE = "my_attn_wav2lip/my_attn_wav2lip_002000_steps.safetensors"  # what Train Wav2Lip's defaults write
 VIDEO_FILE, SPEECH_FILE = "talking_face.mp4", "new_speech.wav"
 NOTE_SIZE = [460, 640]
 
@@ -349,6 +351,9 @@ def model_row(file_name: str) -> tuple[str, str]:
     if file_name.startswith("checkpoint-"):  # identity adapters have no fixed name
         adapter = model_file("identity adapter")
         return f"{adapter.folder}/", adapter.source
+    if file_name == ATTN_FILE:  # trained in the pack: no published file
+        return "lipsync/", ("train it with **Train Wav2Lip** (it lands in `ComfyUI/output/unavglip_lipsync/`, which "
+                            "Load Lip-Sync Model lists) or `unavglip train-wav2lip`")
     raise ValueError(f"{file_name} is not in modules/files/model_files.py")
 
 
@@ -392,12 +397,12 @@ def add_inputs(g: Graph, x: int, versions: dict, video_file: str = VIDEO_FILE, s
     n = {"video": g.add("LoadVideo", x, TOP, file=video_file)}
     n["speech"] = g.add("UnAvgLip_LoadAudio", x, g.below(n["video"]), audio=speech_file)
     column = g.right_of(n["video"], n["speech"])
-    n["model"] = g.add("UnAvgLip_LipSyncModelLoader", column, TOP, unet_name=versions["unet"])
-    n["whisper"] = g.add("UnAvgLip_WhisperLoader", column, g.below(n["model"]), encoder_name=versions["whisper"])
-    n["vae"] = g.add("VAELoader", column, g.below(n["whisper"]), vae_name=VAE_FILE)
-    n["last"] = n["vae"]
+    n["model"] = n["last"] = g.add("UnAvgLip_LipSyncModelLoader", column, TOP, unet_name=versions["unet"])
+    if "whisper" in versions:  # MuseTalk's encoders; the Wav2Lip family needs neither
+        n["whisper"] = g.add("UnAvgLip_WhisperLoader", column, g.below(n["model"]), encoder_name=versions["whisper"])
+        n["vae"] = n["last"] = g.add("VAELoader", column, g.below(n["whisper"]), vae_name=VAE_FILE)
     if split:
-        n["parts"] = g.add("GetVideoComponents", column, g.below(n["vae"]))
+        n["parts"] = g.add("GetVideoComponents", column, g.below(n["last"]))
         g.link(n["video"], "VIDEO", n["parts"], "video")
         n["last"] = n["parts"]
     return n
@@ -413,19 +418,23 @@ def add_face(g: Graph, n: dict, x: int, versions: dict) -> None:
     g.group("Face", n["faces"], n["crop"])
 
 
-def add_lipsync(g: Graph, n: dict, model: int, x: int) -> tuple[int, int]:
-    """Sampler (driven by the new speech at the video's rate) then Paste Back below it; -> (sampler, paste)."""
+def add_lipsync(g: Graph, n: dict, model: int, x: int, crop: int | None = None, uses_encoders: bool = True,
+                **paste_widgets) -> tuple[int, int]:
+    """Sampler (driven by the new speech at the video's rate) on the crops of `crop` (default: n["crop"]) then
+    Paste Back below it; -> (sampler, paste)."""
+    crop = crop or n["crop"]
     sampler = g.add("UnAvgLip_LipSyncSampler", x, TOP)
-    paste = g.add("UnAvgLip_PasteBack", x, g.below(sampler))
+    paste = g.add("UnAvgLip_PasteBack", x, g.below(sampler), **paste_widgets)
     g.link(model, "lipsync_model", sampler, "lipsync_model")
-    g.link(n["vae"], "VAE", sampler, "vae")
-    g.link(n["whisper"], "audio_encoder", sampler, "audio_encoder")
-    g.link(n["crop"], "crops", sampler, "crops")
+    if uses_encoders:
+        g.link(n["vae"], "VAE", sampler, "vae")
+        g.link(n["whisper"], "audio_encoder", sampler, "audio_encoder")
+    g.link(crop, "crops", sampler, "crops")
     g.link(n["speech"], "audio", sampler, "audio")
     g.link(n["parts"], "fps", sampler, "fps")
     g.link(n["parts"], "images", paste, "frames")
     g.link(sampler, "generated_crops", paste, "generated_crops")
-    g.link(n["crop"], "crop_info", paste, "crop_info")
+    g.link(crop, "crop_info", paste, "crop_info")
     return sampler, paste
 
 
@@ -471,7 +480,7 @@ def dub_graph(schema: dict, versions: dict, adapter_files: list[str], note: str,
     g = Graph(schema)
     g.note(note, 0, 0, NOTE_SIZE)
     n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, versions)
-    g.group("Inputs", n["video"], n["speech"], n["model"], n["whisper"], n["vae"], n["parts"])
+    g.group("Inputs", *[n[name] for name in ("video", "speech", "model", "whisper", "vae", "parts") if name in n])
     add_face(g, n, g.right_of(n["model"], n["parts"], extra=GROUP_GAP), versions)
     x = g.right_of(n["faces"], n["crop"], extra=GROUP_GAP)
     models = [n["model"]]
@@ -480,8 +489,9 @@ def dub_graph(schema: dict, versions: dict, adapter_files: list[str], note: str,
         models = [n["model"], *applied] if with_base else applied
         x = g.right_of(*applied, extra=GROUP_GAP)
     lipsync = []
+    paste = {"mode": "box", "feather_px": 0} if versions is W2L else {}  # as Wav2Lip's inference.py pastes
     for model in models:
-        lipsync += add_lipsync(g, n, model, x)
+        lipsync += add_lipsync(g, n, model, x, uses_encoders="whisper" in versions, **paste)
         x = g.right_of(*lipsync[-2:])
     g.group("Lip sync", *lipsync)
     return g, n, lipsync[1::2]
@@ -497,6 +507,80 @@ def dub_video(schema: dict) -> dict:
     g, n, (paste,) = dub_graph(schema, V15, [], note)
     add_output(g, n, paste, "images", g.right_of(paste, extra=GROUP_GAP), "video/unavglip_dub")
     return g.workflow("00000000-0000-0000-0000-0000000005a2")  # the id it has always had
+
+
+def dub_wav2lip(schema: dict) -> dict:
+    note = note_text(
+        "Dub a video with new speech (Wav2Lip)", dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "**Face Crop** (geometry *wav2lip*) cuts Wav2Lip's face box, 10 px longer below the chin, stretched to "
+        "96x96; the **Lip-Sync Sampler** redraws its lower half from mel windows of the new speech in one pass of "
+        "the generator (no VAE or Whisper: its two inputs stay empty); **Paste Back** (mode *box*, no feather) "
+        "resizes it into the box as Wav2Lip's `inference.py` does; raise feather_px for a softer seam. Load "
+        "Lip-Sync Model also loads an LPIPS-AttnWav2Lip made by **Train Wav2Lip**.",
+        [W2L["unet"], "buffalo_l/"])
+    g, n, (paste,) = dub_graph(schema, W2L, [], note)
+    add_output(g, n, paste, "images", g.right_of(paste, extra=GROUP_GAP), "video/unavglip_dub_wav2lip")
+    return g.workflow(stable_id("unavglip_dub_wav2lip"))
+
+
+def compare_families(schema: dict) -> dict:
+    labels = "MuseTalk v1.5, Wav2Lip, AttnWav2Lip"
+    note = note_text(
+        "Compare three lip-sync models on one clip: MuseTalk v1.5, Wav2Lip and LPIPS-AttnWav2Lip",
+        dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "One video, one speech, three families. MuseTalk reads 256x256 crops (Face Crop *musetalk_v1.5*), Wav2Lip "
+        "and AttnWav2Lip read Wav2Lip's 96x96 box (Face Crop *wav2lip*, pasted back in mode *box*). **Compare "
+        "Dubs** scores the three against the original frames and the new speech (identity, SSIM / PSNR, SyncNet "
+        "LSE-C / LSE-D, mouth landmarks, mouth opening on silence) in a table and a plot. The saved video shows "
+        "them left to right. Train the AttnWav2Lip first with **Train Wav2Lip** (or pick another model).",
+        [V15["unet"], V15["whisper"], VAE_FILE, W2L["unet"], ATTN_FILE, "buffalo_l/", "syncnet_v2.model"])
+    g = Graph(schema)
+    g.note(note, 0, 0, NOTE_SIZE)
+    n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, V15, split=False)
+    column = g.nodes[n["model"] - 1]["pos"][0]
+    wav2lip = g.add("UnAvgLip_LipSyncModelLoader", column, g.below(n["vae"]), unet_name=W2L["unet"])
+    attn = g.add("UnAvgLip_LipSyncModelLoader", column, g.below(wav2lip), unet_name=ATTN_FILE)
+    n["parts"] = g.add("GetVideoComponents", column, g.below(attn))
+    g.link(n["video"], "VIDEO", n["parts"], "video")
+    g.group("Inputs", n["video"], n["speech"], n["model"], n["whisper"], n["vae"], wav2lip, attn, n["parts"])
+    add_face(g, n, g.right_of(n["model"], n["parts"], extra=GROUP_GAP), V15)
+    small = g.add("UnAvgLip_FaceCrop", g.nodes[n["crop"] - 1]["pos"][0], g.below(n["crop"]),
+                  geometry=W2L["geometry"])
+    g.link(n["parts"], "images", small, "frames")
+    g.link(n["faces"], "insightface", small, "insightface")
+    g.link(n["parts"], "fps", small, "fps")
+    g.groups[-1] = ("Face", [n["faces"], n["crop"], small])
+    x = g.right_of(n["faces"], n["crop"], small, extra=GROUP_GAP)
+    lipsync = list(add_lipsync(g, n, n["model"], x))
+    for model in (wav2lip, attn):
+        lipsync += add_lipsync(g, n, model, g.right_of(*lipsync[-2:]), crop=small, uses_encoders=False, mode="box",
+                               feather_px=0)
+    g.group("Lip sync", *lipsync)
+    pastes = lipsync[1::2]
+    x = g.right_of(*lipsync[-2:], extra=GROUP_GAP)
+    syncnet = g.add("UnAvgLip_SyncNetLoader", x, TOP, syncnet_name="syncnet_v2.model")
+    compare = g.add("UnAvgLip_CompareDubs", x, g.below(syncnet), labels=labels)
+    table = g.add("PreviewAny", g.right_of(compare), TOP)
+    plot = g.add("PreviewImage", g.right_of(compare), g.below(table))
+    for source, output, name in ((pastes[0], "images", "version_1"), (pastes[1], "images", "version_2"),
+                                 (pastes[2], "images", "version_3"), (n["parts"], "fps", "fps"),
+                                 (n["parts"], "images", "original"), (n["speech"], "audio", "audio"),
+                                 (n["faces"], "insightface", "face_analysis"), (syncnet, "syncnet", "syncnet")):
+        g.link(source, output, compare, name)
+    g.link(compare, "table", table, "source")
+    g.link(compare, "plot", plot, "images")
+    g.group("Score", syncnet, compare, table, plot)
+    x = g.right_of(table, plot, extra=GROUP_GAP)
+    left = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
+                 spacing_color="white")
+    right = g.add("ImageStitch", x, g.below(left), direction="right", match_image_size=True, spacing_width=0,
+                  spacing_color="white")
+    g.link(pastes[0], "images", left, "image1")
+    g.link(pastes[1], "images", left, "image2")
+    g.link(left, "IMAGE", right, "image1")
+    g.link(pastes[2], "images", right, "image2")
+    add_output(g, n, right, "IMAGE", g.right_of(left, right), "video/unavglip_compare_families", left, right)
+    return g.workflow(stable_id("unavglip_compare_families"))
 
 
 def dub_video_identity(schema: dict) -> dict:
@@ -706,6 +790,8 @@ def train_my_adapter(schema: dict) -> dict:
 WORKFLOWS = {
     "unavglip_lipsync_face_crops.json": lipsync_face_crops,
     "unavglip_dub_video.json": dub_video,
+    "unavglip_dub_wav2lip.json": dub_wav2lip,
+    "unavglip_compare_families.json": compare_families,
     "unavglip_dub_long_video.json": dub_long_video,
     "unavglip_dub_video_identity.json": dub_video_identity,
     "unavglip_compare_two_adapters.json": compare_two_adapters,

@@ -1,5 +1,5 @@
 """Random-weight loss networks in their published file formats (tests, benchmarks): torchvision's VGG19
-`vgg19-dcbb9e9d.pth`, Wav2Lip's `lipsync_expert.pth`, and an ArcFace ResNet in insightface's iresnet layout
+`vgg19-dcbb9e9d.pth` and AlexNet `alexnet-owt-7be5be79.pth` (LPIPS), Wav2Lip's `lipsync_expert.pth`, and an ArcFace ResNet in insightface's iresnet layout
 exported to ONNX as `w600k_r50.onnx` is. Channel widths may be narrower; layouts and key names are the real ones.
 """
 
@@ -32,6 +32,22 @@ def write_vgg19(path: str, widths: tuple = (8, 8, 16, 16, 16, 16, 16, 16), seed:
         state[f"features.{index}.bias"] = torch.zeros(out)
         in_channels, index, conv = out, index + 2, conv + 1
     state["classifier.0.weight"] = torch.zeros(4, 4)  # present in the real file; the loader ignores it
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def write_alexnet_features(path: str, seed: int = 0) -> str:
+    """torchvision's alexnet `features.*` (full width: LPIPS's linear layers fix it) saved as the published
+    state dict is; the classifier, which LPIPS never reads, is left out to keep the file small."""
+    from ..loss_networks.lpips_loss import ALEXNET_CONVS
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for index, shape in ALEXNET_CONVS.items():
+        fan_in = shape[1] * shape[2] * shape[3]
+        state[f"features.{index}.weight"] = torch.randn(shape, generator=generator) * (2 / fan_in) ** 0.5
+        state[f"features.{index}.bias"] = torch.zeros(shape[0])
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save(state, path)
     return path

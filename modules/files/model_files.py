@@ -36,7 +36,8 @@ MODEL_FILES = (
               "optional)", BASE, (("UnAvgLip_LipSyncModelLoader", "unet_name"),)),
     ModelFile("Wav2Lip", "lipsync", ("wav2lip_gan.pth", "wav2lip.pth"),
               "wav2lip_gan.pth or wav2lip.pth of github.com/Rudrabha/Wav2Lip (its README links them; non-commercial "
-              "licence), as published; or an LPIPS-AttnWav2Lip .safetensors made by `unavglip train-wav2lip`", BASE),
+              "licence), as published; or an LPIPS-AttnWav2Lip .safetensors made by Train Wav2Lip (in "
+              "output/unavglip_lipsync/, listed from there) or `unavglip train-wav2lip`", BASE),
     ModelFile("audio encoder", "audio_encoders", ("tiny.pt", "whisper-tiny/"),
               "Whisper tiny: OpenAI's tiny.pt (github.com/openai/whisper), or the huggingface.co/openai/whisper-tiny "
               "folder (config.json + model.safetensors)", REQUIRED_USE, (("UnAvgLip_WhisperLoader", "encoder_name"),)),
@@ -70,7 +71,7 @@ MODEL_FILES = (
     ModelFile("LPIPS backbone", "lpips", ("alexnet-owt-7be5be79.pth",),
               "alexnet-owt-7be5be79.pth, torchvision's AlexNet (download.pytorch.org/models/alexnet-owt-7be5be79.pth, "
               "BSD), for the LPIPS loss of the Wav2Lip trainer (the lpips package would download it; the pack never "
-              "does)", TRAINING),
+              "does)", TRAINING, (("UnAvgLip_LPIPSLoader", "backbone_name"),)),
 )
 # Folders holding other than WEIGHT_EXTENSIONS: insightface packs are .onnx; SyncNet's published file ends in .model.
 FOLDER_EXTENSIONS = {"insightface": frozenset({".onnx"}), "syncnet": WEIGHT_EXTENSIONS | {".model"}}
