@@ -15,6 +15,7 @@
 """
 
 import argparse
+import importlib.util
 import os
 import resource
 import sys
@@ -301,6 +302,11 @@ def run_eval(args) -> int:
     syncnet = None
     if syncnet_path and (args.syncnet or os.path.isfile(syncnet_path)):
         syncnet = load_syncnet(syncnet_path, device)
+    lpips_network = None
+    if found.get("LPIPS backbone") and importlib.util.find_spec("lpips") is not None:
+        from .evaluation.lpips_network import load_lpips
+
+        lpips_network = load_lpips(found["LPIPS backbone"]).to(device)
     references = None
     if args.identity_file:
         from .identity.identity_embeddings import read_embedding_file
@@ -311,7 +317,7 @@ def run_eval(args) -> int:
             raise UnAvgLipError("--reference needs the face analysis: give --models-dir with insightface/models/buffalo_l.")
         references = embeddings_from_images(analysis, reference_images(args.reference))
     summary = score_video_files(args.video, speech, args.original, analysis, syncnet, references, device,
-                                on_progress=ProgressLine("scoring").update)
+                                on_progress=ProgressLine("scoring").update, lpips=lpips_network)
     summary["inputs"] = {"video": args.video, "audio": args.audio, "original": args.original,
                          "reference": args.reference, "syncnet": syncnet_path if syncnet else None}
     print(summary_table({os.path.basename(args.video): summary}))
@@ -399,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "Identity Perceiver's save_as) instead of --reference photos")
     evaluate.add_argument("--syncnet", help="joonson/syncnet_python's syncnet_v2.model (default: "
                                             "<models-dir>/syncnet/syncnet_v2.model when it is there)")
-    evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l")
+    evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l (and "
+                                               "lpips/alexnet-owt-7be5be79.pth: LPIPS of the mouth)")
     evaluate.add_argument("--json", help="write every metric and per-frame curve here")
     evaluate.add_argument("--plot", help="write the per-frame plot here (.png)")
     evaluate.add_argument("--cpu", action="store_true")

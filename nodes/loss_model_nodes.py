@@ -8,8 +8,8 @@ from comfy_api.latest import io
 
 from ..modules.errors import ModelFileError
 from ..modules.loss_networks.arcface_loss import ArcFaceForLoss
-from ..modules.loss_networks.lpips_loss import FILE_NAME as LPIPS_FILE
-from ..modules.loss_networks.lpips_loss import load_lpips
+from ..modules.evaluation.lpips_network import FILE_NAME as LPIPS_FILE
+from ..modules.evaluation.lpips_network import load_lpips
 from ..modules.loss_networks.vgg_features import FILE_NAME as VGG_FILE
 from ..modules.loss_networks.vgg_features import load_vgg_features
 from ..modules.loss_networks.wav2lip_syncnet import FILE_NAME as EXPERT_FILE

@@ -317,7 +317,7 @@ def test_workflow_templates_list_the_pack_workflows(server):
     assert status == 200
     shipped = sorted(os.path.splitext(os.path.basename(path))[0]
                      for path in glob.glob(os.path.join(PACK_ROOT, "workflows", "*.json")))
-    assert len(shipped) == 7
+    assert len(shipped) == 9
     assert sorted(templates["ComfyUI-UnAvgLip"]) == shipped
     for name in shipped:
         status, served = request(f"{server['url']}/api/workflow_templates/ComfyUI-UnAvgLip/{name}.json")
@@ -332,8 +332,9 @@ def test_pack_imports_and_lists_its_nodes(server):
     for node_id in OUR_NODES:
         assert node_id in info, node_id
         assert info[node_id]["category"].startswith("UnAvgLip/")
-    sampler = info["UnAvgLip_LipSyncSampler"]["input"]["required"]
-    assert sampler["vae"][0] == "VAE" and sampler["audio"][0] == "AUDIO"
+    sampler = info["UnAvgLip_LipSyncSampler"]["input"]
+    assert sampler["required"]["audio"][0] == "AUDIO"
+    assert sampler["optional"]["vae"][0] == "VAE" and "audio_encoder" in sampler["optional"]  # MuseTalk's only
     loader = info["UnAvgLip_LipSyncModelLoader"]["input"]["required"]
     assert "musetalk/pytorch_model.bin" in combo_options(loader["unet_name"])
     log = server["log"].read_text()

@@ -11,6 +11,7 @@ import insightface_standins as standins
 from media_fixtures import write_audio, write_video_with_audio
 from modules.cli import main
 from modules.demo.demo_media import speech_like_signal
+from modules.demo.random_loss_models import write_alexnet_features
 from modules.demo.random_models import write_syncnet
 
 FRAMES = 15
@@ -20,6 +21,7 @@ def write_inputs(tmp_path):
     models = tmp_path / "models"
     standins.write_buffalo_l(str(models / "insightface"))
     write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=2)
+    write_alexnet_features(str(models / "lpips" / "alexnet-owt-7be5be79.pth"))
     for name, shift in (("dub.mp4", 4), ("in.mp4", 0)):
         frames = np.stack([standins.face_image(box=(100 + shift + i, 60, 196 + shift + i, 156))
                            for i in range(FRAMES)])
@@ -41,7 +43,8 @@ def test_eval_scores_a_dub_against_its_original(tmp_path, capsys):
     metrics = summary["metrics"]
     assert summary["frames"] == FRAMES and summary["fps"] == 25.0
     assert all(metrics[name]["computed"] for name in ("lse_c", "lse_d", "ssim", "psnr_mouth", "lmd_px",
-                                                      "identity_cosine", "mouth_opening"))
+                                                      "identity_cosine", "mouth_opening", "lpips_mouth"))
+    assert metrics["lpips_mouth"]["value"] > 0 and metrics["lpips_mouth"]["frames"] == FRAMES  # the face moved
     assert metrics["lmd_px"]["value"] == np.float64(metrics["lmd_px"]["value"]) and 3 < metrics["lmd_px"]["value"] < 5
     assert len(summary["per_frame"]["sync_confidence"]) == metrics["lse_c"]["frames"] == FRAMES - 5
     assert summary["inputs"]["syncnet"].endswith("syncnet_v2.model")

@@ -222,3 +222,48 @@ def test_a_broken_scoring_package_stops_only_scoring_with_a_message():
     assert len(lines) == 2, done.stdout
     assert "SSIM" in lines[0] and "python -m pip install pytorch_msssim" in lines[0]
     assert "LSE-C" in lines[1] and "python -m pip install python_speech_features" in lines[1]
+
+
+def test_lpips_of_the_mouth_is_the_packages_own_number_on_the_lower_half_of_the_face(analysis, tmp_path):
+    """LPIPS (lpips package, AlexNet from a file) on the lower half of the original's face box: 0 for the
+    original itself, the package's own value on the same regions for a changed mouth, unchanged by a change
+    above the face, NaN for a faceless original frame, and not computed (with where the file goes) without it."""
+    import lpips
+
+    from modules.demo.random_loss_models import write_alexnet_features
+    from modules.evaluation.lpips_network import MOUTH_SIZE, load_lpips, mouth_regions
+
+    network = load_lpips(write_alexnet_features(str(tmp_path / "alexnet-owt-7be5be79.pth")))
+    original = faces(4, faceless=[3])
+    mouth = original.copy()
+    x1, y1, x2, y2 = BOX
+    mouth[:, (y1 + y2) // 2 + 10:y2 - 10, x1 + 20:x2 - 20] = 30  # a dark open mouth
+    above = original.copy()
+    above[:, :y1 - 5] = 255 - above[:, :y1 - 5]
+    scores = {}
+    for name, generated in (("same", original), ("mouth", mouth), ("above", above)):
+        scorer = DubScorer(analysis, lpips=network)
+        scorer.add(generated, original)
+        scores[name] = scorer.summary(25.0)
+    lp = {name: summary["metrics"]["lpips_mouth"] for name, summary in scores.items()}
+    assert lp["same"]["value"] == pytest.approx(0.0, abs=1e-6) and lp["same"]["frames"] == 3
+    assert lp["above"]["value"] == pytest.approx(0.0, abs=1e-6) and lp["mouth"]["value"] > 0.01
+    assert scores["mouth"]["per_frame"]["lpips_mouth"][3] is None
+    box = analysis_box(analysis, original[0])
+    package = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    package.net.load_state_dict(network.net.state_dict())
+    regions = [mouth_regions(frames[:1], [box]) for frames in (mouth, original)]
+    assert tuple(regions[0].shape[2:]) == MOUTH_SIZE[::-1]
+    with torch.no_grad():
+        expected = float(package(regions[0] * 2 - 1, regions[1] * 2 - 1).flatten()[0])
+    assert scores["mouth"]["per_frame"]["lpips_mouth"][0] == pytest.approx(expected, rel=1e-5)
+    without = DubScorer(analysis)
+    without.add(mouth, original)
+    missing = without.summary(25.0)["metrics"]["lpips_mouth"]
+    assert not missing["computed"] and "models/lpips/alexnet-owt-7be5be79.pth" in missing["why"]
+
+
+def analysis_box(analysis, frame):
+    from modules.face.face_analysis import detect_faces
+
+    return detect_faces(analysis, frame)[0]["bbox"]

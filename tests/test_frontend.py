@@ -172,6 +172,22 @@ def test_what_the_frontend_sends_runs(server, page, path):
     assert new_errors(page) == []
 
 
+def test_a_workflow_saved_when_the_encoders_were_required_still_runs(server, page):
+    """The sampler's vae and audio_encoder were required inputs (slots 2 and 3) before they became optional (after
+    the others): a graph saved then keeps its links by input name, and what the frontend sends runs."""
+    path = os.path.join(PACK_ROOT, "tests", "data", "lipsync_face_crops_saved_with_required_encoders.json")
+    workflow = load(path)
+    sampler = next(node for node in workflow["nodes"] if node["type"] == "UnAvgLip_LipSyncSampler")
+    assert [entry["name"] for entry in sampler["inputs"][:3]] == ["lipsync_model", "vae", "audio_encoder"]
+    open_workflow(page, path)
+    prompt = page.evaluate("(async () => (await app.graphToPrompt()).output)()")
+    inputs = prompt[str(sampler["id"])]["inputs"]
+    assert isinstance(inputs["vae"], list) and isinstance(inputs["audio_encoder"], list), inputs
+    entry = run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    assert new_errors(page) == []
+
+
 def test_load_audio_has_a_player_and_uploads(server, page):
     """Load Audio (UnAvgLip) gets core Load Audio's player (playing the chosen file) and upload: a file dropped on
     the node is uploaded to the input folder and offered in the list (as core Load Audio does in this frontend, which
@@ -254,11 +270,14 @@ def test_missing_models_dialog_has_no_error(page):
     the workflow names, and shows no red error (no download from a source or of a file type it refuses, no unknown
     folder). A workflow given torchvision's VGG19 address shows the error, so the check can see one."""
     refused = ("not allowed", "Only allowed suffixes", "Invalid directory")
-    offered = 0
+    offered, with_vae = 0, 0
     for path in WORKFLOWS:
-        text = missing_models_dialog(page, with_models_missing(load(path)))
+        workflow = load(path)
+        text = missing_models_dialog(page, with_models_missing(workflow))
         assert not any(error in text for error in refused), f"{os.path.basename(path)}: {text}"
         offered += "absent_vae-ft-mse-840000-ema-pruned.safetensors" in text
-    assert offered == len(WORKFLOWS)  # each names the VAE, the one file published where the frontend downloads
+        with_vae += any(node["type"] == "VAELoader" for node in workflow["nodes"])
+    # Each MuseTalk workflow names the VAE, the one file published where the frontend downloads (Wav2Lip needs none).
+    assert with_vae == len(WORKFLOWS) - 1 and offered == with_vae
     vgg = with_models_missing(load(WORKFLOWS[0]), "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
     assert "not allowed" in missing_models_dialog(page, vgg)

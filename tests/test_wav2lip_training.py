@@ -11,7 +11,7 @@ from modules.demo.random_loss_models import write_lipsync_expert
 from modules.demo.random_wav2lip import write_wav2lip
 from modules.errors import ModelFileError, SettingError
 from modules.families.lipsync_model_file import load_lipsync_model
-from modules.loss_networks.lpips_loss import load_lpips
+from modules.evaluation.lpips_network import load_lpips
 from modules.loss_networks.wav2lip_syncnet import load_lipsync_expert
 from modules.runtime import Runtime
 from modules.training_data.dataset_files import open_training_data, write_clip, write_manifest

@@ -41,7 +41,7 @@ def run_train_wav2lip(args) -> int:
     import torch
 
     from ..families.lipsync_model_file import load_wav2lip_family_file
-    from ..loss_networks.lpips_loss import WHERE, load_lpips
+    from ..evaluation.lpips_network import WHERE, load_lpips
     from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
     from ..runtime import Runtime
     from ..training.loss_plot import plot_losses

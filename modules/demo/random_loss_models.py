@@ -40,7 +40,7 @@ def write_vgg19(path: str, widths: tuple = (8, 8, 16, 16, 16, 16, 16, 16), seed:
 def write_alexnet_features(path: str, seed: int = 0) -> str:
     """torchvision's alexnet `features.*` (full width: LPIPS's linear layers fix it) saved as the published
     state dict is; the classifier, which LPIPS never reads, is left out to keep the file small."""
-    from ..loss_networks.lpips_loss import ALEXNET_CONVS
+    from ..evaluation.lpips_network import ALEXNET_CONVS
 
     generator = torch.Generator().manual_seed(seed)
     state = {}

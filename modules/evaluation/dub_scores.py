@@ -3,7 +3,8 @@
 For each generated frame: the face (insightface: box, 68 landmarks, ArcFace `normed_embedding`), then against the
 original frame of the same index, when given: identity cosine (the authors' identity consistency), SSIM/PSNR on
 the whole frame and the mouth half, mouth landmark distance; against reference embeddings otherwise: identity
-cosine. The mouth opening and the face box are kept for the silence check and for SyncNet's crops. A metric whose
+cosine; with an LPIPS network, LPIPS on the lower half of the original's face box. The mouth opening and the face
+box are kept for the silence check and for SyncNet's crops. A metric whose
 input or model is missing is reported as not computed, with the reason; frames without a face are counted and
 left out of the face metrics, never silently.
 """
@@ -17,9 +18,11 @@ from scipy import signal
 from ..errors import FrameInputError
 from ..face.face_analysis import detect_faces
 from .image_similarity import ssim_psnr
+from .lpips_network import lpips_per_image, mouth_regions
 from .lip_sync_error import LseResult
 from .mouth_motion import landmark_distance, mouth_opening, silent_frames
 
+LPIPS_WHERE = "models/lpips/alexnet-owt-7be5be79.pth and the lpips package"
 SYNC_BOX_FILTER = 13  # syncnet_python median-filters its face track's centre and size over 13 frames
 
 
@@ -31,6 +34,7 @@ class PerFrame:
     ssim_mouth: list = field(default_factory=list)
     psnr_mouth: list = field(default_factory=list)
     lmd: list = field(default_factory=list)
+    lpips_mouth: list = field(default_factory=list)  # NaN where the original has no face
     mouth_opening: list = field(default_factory=list)
     boxes: list = field(default_factory=list)  # [4] or None
 
@@ -41,8 +45,9 @@ def first_face(faces: list) -> dict | None:
 
 
 class DubScorer:
-    def __init__(self, analysis=None, reference_embeddings: np.ndarray | None = None):
+    def __init__(self, analysis=None, reference_embeddings: np.ndarray | None = None, lpips=None):
         self.analysis = analysis
+        self.lpips = lpips  # modules.evaluation.lpips_network.load_lpips's network, or None
         self.references = None
         if reference_embeddings is not None:
             mean = np.asarray(reference_embeddings, np.float64).reshape(-1, 512).mean(0)
@@ -70,23 +75,37 @@ class DubScorer:
             scores = ssim_psnr(generated, original)
             for name in ("ssim", "psnr", "ssim_mouth", "psnr_mouth"):
                 getattr(row, name).extend(scores[name].tolist())
-        for index in range(len(generated)):
-            self._add_faces(generated[index], None if original is None else original[index])
+        boxes = [self._add_faces(generated[index], None if original is None else original[index])
+                 for index in range(len(generated))]
+        if original is not None and self.lpips is not None:
+            self._add_lpips(generated, original, boxes)
         self.frames += len(generated)
 
-    def _add_faces(self, generated: np.ndarray, original: np.ndarray | None) -> None:
+    def _add_lpips(self, generated: np.ndarray, original: np.ndarray, boxes: list) -> None:
+        """One LPIPS batch a chunk, on the lower half of each original frame's face box (NaN without one)."""
+        found = [index for index, box in enumerate(boxes) if box is not None]
+        values = np.full(len(generated), np.nan)
+        if found:
+            picked = [boxes[index] for index in found]
+            values[found] = lpips_per_image(self.lpips, mouth_regions(generated[found], picked),
+                                            mouth_regions(original[found], picked)).double().numpy()
+        self.per_frame.lpips_mouth.extend(values.tolist())
+
+    def _add_faces(self, generated: np.ndarray, original: np.ndarray | None):
+        """The face metrics of one frame -> the original's face box (for LPIPS), or None."""
         row, nan = self.per_frame, float("nan")
         if self.analysis is None:
             self._no_face()
-            return
+            return None
         face = first_face(detect_faces(self.analysis, generated))
         reference = first_face(detect_faces(self.analysis, original)) if original is not None else None
         if original is not None and reference is None:
             self.faceless_original += 1
+        original_box = None if reference is None else reference["bbox"]
         if face is None:
             self.faceless_generated += 1
             self._no_face()
-            return
+            return original_box
         target = reference["embedding"] if reference is not None else self.references
         ok = face["embedding"] is not None and target is not None
         row.identity.append(float(np.dot(face["embedding"], target)) if ok else nan)
@@ -95,6 +114,7 @@ class DubScorer:
                        else nan)
         row.mouth_opening.append(mouth_opening(marks, face["bbox"]) if marks is not None else nan)
         row.boxes.append(face["bbox"].astype(np.float64))
+        return original_box
 
     def _no_face(self) -> None:
         """A frame whose face metrics are missing: NaN (left out of the means, null in the curves)."""
@@ -146,6 +166,9 @@ class DubScorer:
         for name in ("ssim", "psnr", "ssim_mouth", "psnr_mouth"):
             report(name, getattr(row, name), no_original)
         report("lmd_px", row.lmd, no_faces or no_original, faceless)
+        no_lpips = None if self.lpips is not None else f"no LPIPS network given ({LPIPS_WHERE})"
+        report("lpips_mouth", row.lpips_mouth, no_original or no_faces or no_lpips,
+               {"original_frames_without_face": self.faceless_original})
         report("mouth_opening", row.mouth_opening, no_faces, faceless)
         self._silence(metrics, curves, fps, speech_16k, no_faces)
         if lse is not None:

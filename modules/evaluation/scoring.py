@@ -30,10 +30,10 @@ def _lse_reason(scorer: DubScorer, syncnet, speech) -> str:
 
 
 def score_frames(generated, fps: float, original=None, speech_16k=None, analysis=None, syncnet=None,
-                 reference_embeddings=None, device="cpu", on_progress=None) -> dict:
+                 reference_embeddings=None, device="cpu", on_progress=None, lpips=None) -> dict:
     """generated / original: uint8 RGB [N, H, W, 3] and [M, H, W, 3] (M != N: matched by index ratio, as the
     authors' evaluation aligns them, and the summary says so). -> DubScorer.summary(...)."""
-    scorer = DubScorer(analysis, reference_embeddings)
+    scorer = DubScorer(analysis, reference_embeddings, lpips)
     if original is not None and len(original) != len(generated):
         scorer.aligned_from = len(original)
         original = np.asarray(original)[index_ratio(len(generated), len(original))]
@@ -64,7 +64,7 @@ def _finish(stream: LipSyncStream, speech_16k):
 
 
 def score_video_files(dubbed: str, speech_16k=None, original: str | None = None, analysis=None, syncnet=None,
-                      reference_embeddings=None, device="cpu", on_progress=None) -> dict:
+                      reference_embeddings=None, device="cpu", on_progress=None, lpips=None) -> dict:
     """Two passes over the dubbed video, chunk by chunk (memory does not grow with its length): the per-frame
     scores (with the original video read alongside), then SyncNet on 25 fps crops of the smoothed face track."""
     info = probe_video(dubbed)
@@ -72,7 +72,7 @@ def score_video_files(dubbed: str, speech_16k=None, original: str | None = None,
     if original_info is not None and (original_info.width, original_info.height) != (info.width, info.height):
         raise UnAvgLipError(f"the original video is {original_info.width}x{original_info.height} and the dub "
                             f"{info.width}x{info.height}: compare a dub with the video it was made from")
-    scorer = DubScorer(analysis, reference_embeddings)
+    scorer = DubScorer(analysis, reference_embeddings, lpips)
     originals = None
     if original_info is not None:
         picks = index_ratio(info.frame_count, original_info.frame_count)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ..loss_networks.lpips_loss import lpips_distance
+from ..evaluation.lpips_network import lpips_distance
 from ..loss_networks.wav2lip_syncnet import sync_loss
 from ..wav2lip.wav2lip_input import generator_input
 from .gan_samples import GanBatch

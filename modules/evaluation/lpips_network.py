@@ -55,6 +55,33 @@ def _check_linear_layers(network, lpips) -> None:
         raise ModelFileError(f"The lpips package's linear layers ({shipped}) did not load; reinstall lpips.")
 
 
+MOUTH_SIZE = (128, 64)  # (width, height) the lower half of a face box is resized to for the score
+
+
+def mouth_regions(frames, boxes) -> torch.Tensor:
+    """The lower half of each face box (x1, y1, x2, y2; clipped to the frame), resized to MOUTH_SIZE with cv2's
+    area filter so every face size is scored at one scale -> [N, 3, 64, 128] RGB in 0..1 from uint8 RGB frames."""
+    import cv2
+    import numpy as np
+
+    regions = []
+    for frame, box in zip(frames, boxes):
+        height, width = frame.shape[:2]
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        x1, x2 = max(0, x1), min(width, x2)
+        top, y2 = max(0, (y1 + y2) // 2), min(height, y2)
+        region = frame[top:y2, x1:x2] if x2 > x1 and y2 > top else np.zeros((1, 1, 3), np.uint8)
+        regions.append(cv2.resize(np.ascontiguousarray(region), MOUTH_SIZE, interpolation=cv2.INTER_AREA))
+    return torch.from_numpy(np.stack(regions)).permute(0, 3, 1, 2).float() / 255
+
+
+@torch.no_grad()
+def lpips_per_image(network, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """LPIPS of each pair of [B, 3, H, W] RGB images in 0..1 -> [B]."""
+    device = next(network.parameters()).device
+    return network(generated.to(device) * 2 - 1, target.to(device) * 2 - 1).flatten().cpu()
+
+
 def lpips_distance(network, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean LPIPS of [B, 3, H, W] RGB images in 0..1 (the package takes -1..1)."""
     return network(generated * 2 - 1, target * 2 - 1).mean()
