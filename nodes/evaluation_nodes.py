@@ -15,6 +15,8 @@ from comfy_api.latest import io
 from ..modules.audio.speech_input import mono_16k
 from ..modules.errors import FrameInputError, SettingError
 from ..modules.evaluation.dub_scores import to_json
+from ..modules.evaluation.lpips_network import FILE_NAME as LPIPS_FILE
+from ..modules.evaluation.lpips_network import load_lpips
 from ..modules.evaluation.plots import plot_scores, summary_table
 from ..modules.evaluation.scoring import score_frames
 from ..modules.evaluation.syncnet import load_syncnet
@@ -22,13 +24,15 @@ from ..modules.identity.identity_embeddings import embeddings_from_images
 from ..modules.video.frame_format import uint8_frames
 from .comfy_runtime import comfy_runtime, logger, node_id_of
 from .face_nodes import INSIGHTFACE_IO, check_analysis
-from .model_folders import SYNCNET_FOLDER, file_input, full_path
+from .model_folders import LPIPS_FOLDER, SYNCNET_FOLDER, file_input, full_path
 from .model_handles import load_to_device, wrap_module
 from .node_table import node_schema
 
 SYNCNET_TYPE = "UNAVGLIP_SYNCNET"  # a ModelPatcher around modules.evaluation.syncnet.SyncNet
 CATEGORY = "UnAvgLip/evaluation"
 SYNCNET_IO = io.Custom(SYNCNET_TYPE)
+LPIPS_TYPE = "UNAVGLIP_LPIPS"  # a ModelPatcher around the lpips package's network (AlexNet from models/lpips)
+LPIPS_IO = io.Custom(LPIPS_TYPE)
 
 
 def fps_input() -> io.Float.Input:
@@ -48,6 +52,8 @@ def optional_inputs() -> list:
         SYNCNET_IO.Input("syncnet", optional=True, tooltip="Load SyncNet (UnAvgLip): LSE-C / LSE-D."),
         io.Image.Input("reference_images", optional=True,
                        tooltip="Photos of the person: identity when there is no original."),
+        LPIPS_IO.Input("lpips", optional=True, tooltip="Load LPIPS (UnAvgLip): LPIPS of the mouth against the "
+                       "original (needs original and face_analysis)."),
     ]
 
 
@@ -58,7 +64,7 @@ def frames_uint8(images: torch.Tensor, what: str) -> np.ndarray:
 
 
 def score_version(generated, fps, node_id, original=None, audio=None, face_analysis=None, syncnet=None,
-                  reference_images=None) -> dict:
+                  reference_images=None, lpips=None) -> dict:
     runtime = comfy_runtime(node_id)
     dub = frames_uint8(generated, "generated")
     source = None
@@ -80,14 +86,18 @@ def score_version(generated, fps, node_id, original=None, audio=None, face_analy
                                "Analysis Loader (UnAvgLip).")
         references = embeddings_from_images(face_analysis, reference_images, log=logger.warning)
     speech = None if audio is None else mono_16k(audio["waveform"], audio["sample_rate"], log=logger.warning)
-    model = None if syncnet is None else load_to_device(syncnet)
+    loaded = [patcher for patcher in (syncnet, lpips) if patcher is not None]
+    networks = load_to_device(*loaded) if loaded else []
+    networks = iter(networks if isinstance(networks, list) else [networks])
+    model = next(networks) if syncnet is not None else None
+    perceptual = next(networks) if lpips is not None else None
 
     def progress(done: int, total: int) -> None:
         runtime.raise_if_interrupted()
         runtime.report_progress(done, total)
 
     return score_frames(dub, float(fps), source, speech, face_analysis, model, references, runtime.device,
-                        on_progress=progress)
+                        on_progress=progress, lpips=perceptual)
 
 
 def plot_image(summaries: dict) -> torch.Tensor:
@@ -111,6 +121,24 @@ class SyncNetLoader(io.ComfyNode):
         return io.NodeOutput(wrap_module(load_syncnet(full_path(SYNCNET_FOLDER, syncnet_name))))
 
 
+class LPIPSLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return node_schema(
+            cls,
+            category=CATEGORY,
+            description=(f"Loads LPIPS (the lpips package's linear layers) with torchvision's AlexNet ({LPIPS_FILE}) "
+                         "from models/lpips: the lpips_mouth score of Evaluate / Compare Dubs and Train Wav2Lip's "
+                         "LPIPS loss. The lpips package would download AlexNet; the pack never does."),
+            inputs=[file_input("backbone_name", LPIPS_FOLDER, f"{LPIPS_FILE} in ComfyUI/models/lpips.", "alexnet")],
+            outputs=[LPIPS_IO.Output(display_name="lpips")],
+        )
+
+    @classmethod
+    def execute(cls, backbone_name) -> io.NodeOutput:
+        return io.NodeOutput(wrap_module(load_lpips(full_path(LPIPS_FOLDER, backbone_name))))
+
+
 class EvaluateDub(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -118,7 +146,8 @@ class EvaluateDub(io.ComfyNode):
             cls,
             category=CATEGORY,
             description=("Scores generated frames: identity (ArcFace cosine), SSIM / PSNR (whole and mouth half), "
-                         "LSE-C / LSE-D (SyncNet), mouth landmark distance, mouth opening on silent speech. Metrics "
+                         "LSE-C / LSE-D (SyncNet), mouth landmark distance, LPIPS of the mouth, mouth opening on silent "
+                         "speech. Metrics "
                          "whose input or model is missing are reported as not computed, with the reason."),
             inputs=[io.Image.Input("generated", tooltip="The dubbed frames (or generated crops)."), fps_input(),
                     *optional_inputs()],

@@ -1,5 +1,5 @@
-"""Loaders for the frozen networks of the training losses: VGG19 (perceptual), Wav2Lip's expert (sync), the
-user's ArcFace ONNX run by torch (identity) and LPIPS with its AlexNet (Train Wav2Lip). Each output is a
+"""Loaders for the frozen networks of the training losses: VGG19 (perceptual), Wav2Lip's expert (sync) and the
+user's ArcFace ONNX run by torch (identity); LPIPS's loader is with the scores (evaluation_nodes). Each output is a
 ModelPatcher around the torch module."""
 
 import os
@@ -8,15 +8,12 @@ from comfy_api.latest import io
 
 from ..modules.errors import ModelFileError
 from ..modules.loss_networks.arcface_loss import ArcFaceForLoss
-from ..modules.evaluation.lpips_network import FILE_NAME as LPIPS_FILE
-from ..modules.evaluation.lpips_network import load_lpips
 from ..modules.loss_networks.vgg_features import FILE_NAME as VGG_FILE
 from ..modules.loss_networks.vgg_features import load_vgg_features
 from ..modules.loss_networks.wav2lip_syncnet import FILE_NAME as EXPERT_FILE
 from ..modules.loss_networks.wav2lip_syncnet import load_lipsync_expert
 from .face_nodes import installed_packs, pack_root
 from .model_folders import (
-    LPIPS_FOLDER,
     SYNCNET_FOLDER,
     VGG_FOLDER,
     file_input,
@@ -29,9 +26,8 @@ from .node_table import node_schema
 VGG_TYPE = "UNAVGLIP_VGG"
 SYNC_EXPERT_TYPE = "UNAVGLIP_SYNC_EXPERT"
 ARCFACE_LOSS_TYPE = "UNAVGLIP_ARCFACE_LOSS"
-LPIPS_TYPE = "UNAVGLIP_LPIPS"
 VGG_IO, SYNC_EXPERT_IO, ARCFACE_LOSS_IO = io.Custom(VGG_TYPE), io.Custom(SYNC_EXPERT_TYPE), io.Custom(ARCFACE_LOSS_TYPE)
-LPIPS_IO = io.Custom(LPIPS_TYPE)
+
 CATEGORY = "UnAvgLip/training"
 RECOGNITION_NAMES = ("w600k_r50", "glintr100")  # buffalo_l's and antelopev2's ArcFace models
 
@@ -95,20 +91,3 @@ class ArcFaceLossLoader(io.ComfyNode):
         raise ModelFileError(f"The insightface pack {pack} in {folder} has no ArcFace recognition model "
                              f"({' or '.join(n + '.onnx' for n in RECOGNITION_NAMES)}); unzip buffalo_l again.")
 
-
-class LPIPSLoader(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return node_schema(
-            cls,
-            category=CATEGORY,
-            description=(f"Loads LPIPS (the lpips package's linear layers) with torchvision's AlexNet ({LPIPS_FILE}) "
-                         "from models/lpips, for Train Wav2Lip's LPIPS loss. The lpips package would download "
-                         "AlexNet; the pack never does."),
-            inputs=[file_input("backbone_name", LPIPS_FOLDER, f"{LPIPS_FILE} in ComfyUI/models/lpips.", "alexnet")],
-            outputs=[LPIPS_IO.Output(display_name="lpips")],
-        )
-
-    @classmethod
-    def execute(cls, backbone_name) -> io.NodeOutput:
-        return io.NodeOutput(wrap_module(load_lpips(full_path(LPIPS_FOLDER, backbone_name))))

@@ -18,12 +18,12 @@ NODES = (  # (node id, module, class, display name); ids never change: saved wor
     ("UnAvgLip_SyncNetLoader", "evaluation_nodes", "SyncNetLoader", "Load SyncNet (UnAvgLip)"),
     ("UnAvgLip_EvaluateDub", "evaluation_nodes", "EvaluateDub", "Evaluate Dub (UnAvgLip)"),
     ("UnAvgLip_CompareDubs", "evaluation_nodes", "CompareDubs", "Compare Dubs (UnAvgLip)"),
+    ("UnAvgLip_LPIPSLoader", "evaluation_nodes", "LPIPSLoader", "Load LPIPS (UnAvgLip)"),
     ("UnAvgLip_PrepareTrainingData", "training_nodes", "PrepareTrainingData", "Prepare Training Data (UnAvgLip)"),
     ("UnAvgLip_TrainIdentityAdapter", "training_nodes", "TrainIdentityAdapter", "Train Identity Adapter (UnAvgLip)"),
     ("UnAvgLip_VGGLoader", "loss_model_nodes", "VGGLoader", "Load VGG19 for Loss (UnAvgLip)"),
     ("UnAvgLip_SyncExpertLoader", "loss_model_nodes", "SyncExpertLoader", "Load Lip-Sync Expert (UnAvgLip)"),
     ("UnAvgLip_ArcFaceLossLoader", "loss_model_nodes", "ArcFaceLossLoader", "Load ArcFace for Loss (UnAvgLip)"),
-    ("UnAvgLip_LPIPSLoader", "loss_model_nodes", "LPIPSLoader", "Load LPIPS for Loss (UnAvgLip)"),
     ("UnAvgLip_TrainWav2Lip", "wav2lip_training_node", "TrainWav2Lip", "Train Wav2Lip (UnAvgLip)"),
 )
 

@@ -21,7 +21,8 @@ from ..modules.wav2lip.wav2lip_file import WAV2LIP, Wav2LipGenerator
 from ..modules.wav2lip_training.gan_step import GanLossModels, GanWeights
 from ..modules.wav2lip_training.gan_trainer import MODELS, GanModels, GanSettings, train_wav2lip
 from .comfy_runtime import comfy_runtime, node_id_of
-from .loss_model_nodes import CATEGORY, LPIPS_IO, SYNC_EXPERT_IO
+from .evaluation_nodes import LPIPS_IO
+from .loss_model_nodes import CATEGORY, SYNC_EXPERT_IO
 from .model_folders import trained_lipsync_folder
 from .model_handles import MODEL_IO, LipSyncModel, load_to_device, wrap_module
 from .node_table import node_schema
@@ -81,7 +82,7 @@ class TrainWav2Lip(io.ComfyNode):
                 SYNC_EXPERT_IO.Input("sync_expert", optional=True,
                                      tooltip="Load Lip-Sync Expert (UnAvgLip): the sync loss."),
                 LPIPS_IO.Input("lpips_network", optional=True,
-                               tooltip="Load LPIPS for Loss (UnAvgLip): the LPIPS loss."),
+                               tooltip="Load LPIPS (UnAvgLip): the LPIPS loss."),
             ],
             outputs=[MODEL_IO.Output(display_name="lipsync_model"), io.String.Output(display_name="model_file"),
                      io.Image.Output(display_name="loss_curve"), io.Image.Output(display_name="validation_preview")],

@@ -28,13 +28,15 @@ def standins():
 
 @pytest.fixture(scope="module")
 def comfy(standins, tmp_path_factory):
-    with pack_in_comfy(tmp_path_factory, PACK_NAME, ("insightface", "syncnet"), standins) as comfy:
+    with pack_in_comfy(tmp_path_factory, PACK_NAME, ("insightface", "syncnet", "lpips"), standins) as comfy:
         random_models = comfy["module"]("modules.demo.random_models")
         random_models.write_syncnet(str(comfy["models_dir"] / "syncnet" / "syncnet_v2.model"), seed=4)
+        comfy["module"]("modules.demo.random_loss_models").write_alexnet_features(
+            str(comfy["models_dir"] / "lpips" / "alexnet-owt-7be5be79.pth"))
         demo_media = comfy["module"]("modules.demo.demo_media")
         yield {"torch": comfy["torch"], "errors": comfy["module"]("modules.errors"), "node_classes": comfy["node"],
                "nodes": {name: comfy["node"][name]() for name in
-                         ("SyncNetLoader", "EvaluateDub", "CompareDubs", "FaceAnalysisLoader")},
+                         ("SyncNetLoader", "EvaluateDub", "CompareDubs", "FaceAnalysisLoader", "LPIPSLoader")},
                "speech": np.concatenate([demo_media.speech_like_signal(16000, 0.32),  # then silence
                                          np.zeros((1, 3200), np.float32)], axis=1)}
 
@@ -56,15 +58,17 @@ def test_loader_lists_syncnet_and_evaluate_scores_everything(comfy, standins):
     assert listed == ["syncnet_v2.model"]
     with torch.inference_mode():
         (syncnet,) = node["SyncNetLoader"].execute("syncnet_v2.model")
+        (lpips,) = node["LPIPSLoader"].execute("alexnet-owt-7be5be79.pth")
         (analysis,) = node["FaceAnalysisLoader"].execute("buffalo_l", "CPU", 640)
         audio = {"waveform": torch.from_numpy(comfy["speech"]).unsqueeze(0), "sample_rate": 16000}  # [1, 1, T]
         metrics_json, plot, identity = node["EvaluateDub"].execute(
             frames(comfy, standins, 3), 25.0, original=frames(comfy, standins, 0), audio=audio,
-            face_analysis=analysis, syncnet=syncnet)
+            face_analysis=analysis, syncnet=syncnet, lpips=lpips)
     metrics = json.loads(metrics_json)["metrics"]
     assert all(entry["computed"] for entry in metrics.values()), {k: v for k, v in metrics.items()
                                                                    if not v["computed"]}
     assert 2 < metrics["lmd_px"]["value"] < 4 and metrics["lse_c"]["frames"] == FRAMES - 5
+    assert metrics["lpips_mouth"]["value"] > 0 and metrics["lpips_mouth"]["frames"] == FRAMES
     assert plot.shape[0] == 1 and plot.shape[-1] == 3 and float(plot.std()) > 0.02
     assert len(json.loads(identity)) == FRAMES
 

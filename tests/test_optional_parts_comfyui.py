@@ -11,9 +11,9 @@ from comfy_in_process import COMFYUI_PATH, IN_PROCESS_MARKS, comfy_with_pack, re
 pytestmark = IN_PROCESS_MARKS
 CORE = {"UnAvgLip_LipSyncSampler", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "UnAvgLip_IDCrossAttnApply",
         "UnAvgLip_IdentityPerceiver", "UnAvgLip_DubVideo", "UnAvgLip_LipSyncModelLoader"}
-SCORING = {"UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_SyncNetLoader"}
+SCORING = {"UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_SyncNetLoader", "UnAvgLip_LPIPSLoader"}
 TRAINING = {"UnAvgLip_PrepareTrainingData", "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader",
-            "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_LPIPSLoader", "UnAvgLip_TrainWav2Lip"}
+            "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_TrainWav2Lip"}
 
 
 @pytest.mark.parametrize("blocked, absent, installs", [

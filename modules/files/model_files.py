@@ -70,8 +70,8 @@ MODEL_FILES = (
               "licence), for the sync loss", TRAINING, (("UnAvgLip_SyncExpertLoader", "expert_name"),)),
     ModelFile("LPIPS backbone", "lpips", ("alexnet-owt-7be5be79.pth",),
               "alexnet-owt-7be5be79.pth, torchvision's AlexNet (download.pytorch.org/models/alexnet-owt-7be5be79.pth, "
-              "BSD), for the LPIPS loss of the Wav2Lip trainer (the lpips package would download it; the pack never "
-              "does)", TRAINING, (("UnAvgLip_LPIPSLoader", "backbone_name"),)),
+              "BSD), for the LPIPS loss of the Wav2Lip trainer and the lpips_mouth score (the lpips package would "
+              "download it; the pack never does)", TRAINING, (("UnAvgLip_LPIPSLoader", "backbone_name"),)),
 )
 # Folders holding other than WEIGHT_EXTENSIONS: insightface packs are .onnx; SyncNet's published file ends in .model.
 FOLDER_EXTENSIONS = {"insightface": frozenset({".onnx"}), "syncnet": WEIGHT_EXTENSIONS | {".model"}}
