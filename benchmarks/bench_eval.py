@@ -1,7 +1,8 @@
 """Time per frame of each score on the CPU (or CUDA): SSIM/PSNR at 256x256 and at 720p, face detection with
 landmarks and ArcFace (the insightface stand-in pack of the tests: small ONNX files, so this times insightface's
 own pre/post-processing, not the real networks), SyncNet (full size, random weights in the published layout:
-the real cost), and the bookkeeping of landmark distance and the silence check.
+the real cost), LPIPS of the mouth (the lpips package's AlexNet at full size, random weights: the real cost), and the
+bookkeeping of landmark distance and the silence check. Each row also in seconds per minute of 25 fps video.
 
     python benchmarks/bench_eval.py [--frames 50] [--device cpu|cuda]
 """
@@ -21,10 +22,12 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 import insightface_standins as standins  # noqa: E402
 from modules.demo.demo_media import speech_like_signal  # noqa: E402
+from modules.demo.random_loss_models import write_alexnet_features  # noqa: E402
 from modules.demo.random_models import write_syncnet  # noqa: E402
 from modules.evaluation.dub_scores import DubScorer  # noqa: E402
 from modules.evaluation.image_similarity import ssim_psnr  # noqa: E402
 from modules.evaluation.lip_sync_error import LipSyncStream, sync_crops  # noqa: E402
+from modules.evaluation.lpips_network import load_lpips, lpips_per_image, mouth_regions  # noqa: E402
 from modules.evaluation.syncnet import load_syncnet  # noqa: E402
 from modules.face.face_analysis import load_face_analysis  # noqa: E402
 
@@ -69,11 +72,17 @@ def main() -> None:
             stream.finish(speech)
     lse()  # warm-up
     rows.append((f"SyncNet LSE-C / LSE-D (full size, {args.device})", timed(lse, n)))
+    network = load_lpips(write_alexnet_features(os.path.join(folder, "alexnet-owt-7be5be79.pth"))).to(args.device)
+
+    def lpips_mouth():
+        lpips_per_image(network, mouth_regions(faces, boxes), mouth_regions(faces[::-1], boxes))
+    lpips_mouth()  # warm-up
+    rows.append((f"LPIPS of the mouth (AlexNet, 128x64 regions, {args.device})", timed(lpips_mouth, n)))
     width = max(len(name) for name, _ in rows)
     print(f"{n} frames, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'score'.ljust(width)}  ms/frame")
+    print(f"{'score'.ljust(width)}  ms/frame  s per video minute (25 fps)")
     for name, milliseconds in rows:
-        print(f"{name.ljust(width)}  {milliseconds:8.2f}")
+        print(f"{name.ljust(width)}  {milliseconds:8.2f}  {milliseconds * 25 * 60 / 1000:8.1f}")
     shutil.rmtree(folder, ignore_errors=True)
 
 
