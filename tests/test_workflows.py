@@ -22,8 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))  # each with its <name>.jpg thumbnail
 SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
-BUILT = ["unavglip_compare_and_score.json", "unavglip_compare_two_adapters.json", "unavglip_dub_long_video.json", "unavglip_dub_video.json",
-         "unavglip_dub_video_identity.json", "unavglip_lipsync_face_crops.json", "unavglip_train_my_adapter.json"]
+BUILT = ["unavglip_compare_and_score.json", "unavglip_compare_families.json", "unavglip_compare_two_adapters.json",
+         "unavglip_dub_long_video.json", "unavglip_dub_video.json", "unavglip_dub_video_identity.json",
+         "unavglip_dub_wav2lip.json", "unavglip_lipsync_face_crops.json", "unavglip_train_my_adapter.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # Widgets the frontend adds after a node's required widgets, and what it saves for them (tests/test_frontend.py
 # checks this in a real browser): an upload button for video_upload combos; the player and upload button that

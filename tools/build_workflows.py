@@ -44,7 +44,7 @@ SIZES = {
     "UnAvgLip_PasteBack": [320, 200], "CreateVideo": [270, 80], "SaveVideo": [400, 400],
     "UnAvgLip_IDAdapterLoader": [340, 90], "UnAvgLip_IdentityPerceiver": [340, 230],
     "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150], "UnAvgLip_DubVideo": [340, 300],
-    "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 250], "PreviewImage": [520, 420],
+    "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 262], "PreviewImage": [520, 420],
     "PreviewAny": [520, 300], "UnAvgLip_PrepareTrainingData": [360, 230], "UnAvgLip_TrainIdentityAdapter": [380, 740],
     "UnAvgLip_VGGLoader": [340, 60], "UnAvgLip_SyncExpertLoader": [340, 60], "UnAvgLip_ArcFaceLossLoader": [340, 60],
 }

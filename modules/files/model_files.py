@@ -71,7 +71,7 @@ MODEL_FILES = (
     ModelFile("LPIPS backbone", "lpips", ("alexnet-owt-7be5be79.pth",),
               "alexnet-owt-7be5be79.pth, torchvision's AlexNet (download.pytorch.org/models/alexnet-owt-7be5be79.pth, "
               "BSD), for the LPIPS loss of the Wav2Lip trainer and the lpips_mouth score (the lpips package would "
-              "download it; the pack never does)", TRAINING, (("UnAvgLip_LPIPSLoader", "backbone_name"),)),
+              "download it; the pack never does)", TRAINING),
 )
 # Folders holding other than WEIGHT_EXTENSIONS: insightface packs are .onnx; SyncNet's published file ends in .model.
 FOLDER_EXTENSIONS = {"insightface": frozenset({".onnx"}), "syncnet": WEIGHT_EXTENSIONS | {".model"}}
