@@ -509,6 +509,33 @@ def dub_video(schema: dict) -> dict:
     return g.workflow("00000000-0000-0000-0000-0000000005a2")  # the id it has always had
 
 
+def score_three_side_by_side(g: Graph, n: dict, pastes: list, labels: str, x: int, prefix: str) -> None:
+    """Score group (SyncNet, Compare Dubs of the three pastes against the original, its table and plot), then two
+    Image Stitches putting the three left to right, and the Output group."""
+    syncnet = g.add("UnAvgLip_SyncNetLoader", x, TOP, syncnet_name="syncnet_v2.model")
+    compare = g.add("UnAvgLip_CompareDubs", x, g.below(syncnet), labels=labels)
+    table = g.add("PreviewAny", g.right_of(compare), TOP)
+    plot = g.add("PreviewImage", g.right_of(compare), g.below(table))
+    for source, output, name in ((pastes[0], "images", "version_1"), (pastes[1], "images", "version_2"),
+                                 (pastes[2], "images", "version_3"), (n["parts"], "fps", "fps"),
+                                 (n["parts"], "images", "original"), (n["speech"], "audio", "audio"),
+                                 (n["faces"], "insightface", "face_analysis"), (syncnet, "syncnet", "syncnet")):
+        g.link(source, output, compare, name)
+    g.link(compare, "table", table, "source")
+    g.link(compare, "plot", plot, "images")
+    g.group("Score", syncnet, compare, table, plot)
+    x = g.right_of(table, plot, extra=GROUP_GAP)
+    left = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
+                 spacing_color="white")
+    right = g.add("ImageStitch", x, g.below(left), direction="right", match_image_size=True, spacing_width=0,
+                  spacing_color="white")
+    g.link(pastes[0], "images", left, "image1")
+    g.link(pastes[1], "images", left, "image2")
+    g.link(left, "IMAGE", right, "image1")
+    g.link(pastes[2], "images", right, "image2")
+    add_output(g, n, right, "IMAGE", g.right_of(left, right), prefix, left, right)
+
+
 def dub_wav2lip(schema: dict) -> dict:
     note = note_text(
         "Dub a video with new speech (Wav2Lip)", dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
@@ -556,30 +583,8 @@ def compare_families(schema: dict) -> dict:
         lipsync += add_lipsync(g, n, model, g.right_of(*lipsync[-2:]), crop=small, uses_encoders=False, mode="box",
                                feather_px=0)
     g.group("Lip sync", *lipsync)
-    pastes = lipsync[1::2]
-    x = g.right_of(*lipsync[-2:], extra=GROUP_GAP)
-    syncnet = g.add("UnAvgLip_SyncNetLoader", x, TOP, syncnet_name="syncnet_v2.model")
-    compare = g.add("UnAvgLip_CompareDubs", x, g.below(syncnet), labels=labels)
-    table = g.add("PreviewAny", g.right_of(compare), TOP)
-    plot = g.add("PreviewImage", g.right_of(compare), g.below(table))
-    for source, output, name in ((pastes[0], "images", "version_1"), (pastes[1], "images", "version_2"),
-                                 (pastes[2], "images", "version_3"), (n["parts"], "fps", "fps"),
-                                 (n["parts"], "images", "original"), (n["speech"], "audio", "audio"),
-                                 (n["faces"], "insightface", "face_analysis"), (syncnet, "syncnet", "syncnet")):
-        g.link(source, output, compare, name)
-    g.link(compare, "table", table, "source")
-    g.link(compare, "plot", plot, "images")
-    g.group("Score", syncnet, compare, table, plot)
-    x = g.right_of(table, plot, extra=GROUP_GAP)
-    left = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
-                 spacing_color="white")
-    right = g.add("ImageStitch", x, g.below(left), direction="right", match_image_size=True, spacing_width=0,
-                  spacing_color="white")
-    g.link(pastes[0], "images", left, "image1")
-    g.link(pastes[1], "images", left, "image2")
-    g.link(left, "IMAGE", right, "image1")
-    g.link(pastes[2], "images", right, "image2")
-    add_output(g, n, right, "IMAGE", g.right_of(left, right), "video/unavglip_compare_families", left, right)
+    score_three_side_by_side(g, n, lipsync[1::2], labels, g.right_of(*lipsync[-2:], extra=GROUP_GAP),
+                             "video/unavglip_compare_families")
     return g.workflow(stable_id("unavglip_compare_families"))
 
 
@@ -629,30 +634,9 @@ def compare_and_score(schema: dict) -> dict:
         "the mouth opens on silent speech; the table and the per-frame plot show below it. A metric whose model "
         "is missing says so. The saved video shows the three side by side, left to right.",
         [V10["unet"], V10["whisper"], VAE_FILE, "buffalo_l/", *adapters, "syncnet_v2.model"])
-    g, n, (base, first, second) = dub_graph(schema, V10, adapters, note, with_base=True)
-    x = g.right_of(second, extra=GROUP_GAP)
-    syncnet = g.add("UnAvgLip_SyncNetLoader", x, TOP, syncnet_name="syncnet_v2.model")
-    compare = g.add("UnAvgLip_CompareDubs", x, g.below(syncnet), labels=labels)
-    table = g.add("PreviewAny", g.right_of(compare), TOP)
-    plot = g.add("PreviewImage", g.right_of(compare), g.below(table))
-    for source, output, name in ((base, "images", "version_1"), (first, "images", "version_2"),
-                                 (second, "images", "version_3"), (n["parts"], "fps", "fps"),
-                                 (n["parts"], "images", "original"), (n["speech"], "audio", "audio"),
-                                 (n["faces"], "insightface", "face_analysis"), (syncnet, "syncnet", "syncnet")):
-        g.link(source, output, compare, name)
-    g.link(compare, "table", table, "source")
-    g.link(compare, "plot", plot, "images")
-    g.group("Score", syncnet, compare, table, plot)
-    x = g.right_of(table, plot, extra=GROUP_GAP)
-    left = g.add("ImageStitch", x, TOP, direction="right", match_image_size=True, spacing_width=0,
-                 spacing_color="white")
-    right = g.add("ImageStitch", x, g.below(left), direction="right", match_image_size=True, spacing_width=0,
-                  spacing_color="white")
-    g.link(base, "images", left, "image1")
-    g.link(first, "images", left, "image2")
-    g.link(left, "IMAGE", right, "image1")
-    g.link(second, "images", right, "image2")
-    add_output(g, n, right, "IMAGE", g.right_of(left, right), "video/unavglip_compare_and_score", left, right)
+    g, n, pastes = dub_graph(schema, V10, adapters, note, with_base=True)
+    score_three_side_by_side(g, n, pastes, labels, g.right_of(pastes[-1], extra=GROUP_GAP),
+                             "video/unavglip_compare_and_score")
     return g.workflow(stable_id("unavglip_compare_and_score"))
 
 

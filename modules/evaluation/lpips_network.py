@@ -9,6 +9,7 @@ are checked here.
 
 import os
 
+import numpy as np
 import torch
 
 from ..errors import MissingPackageError, ModelFileError
@@ -62,7 +63,6 @@ def mouth_regions(frames, boxes) -> torch.Tensor:
     """The lower half of each face box (x1, y1, x2, y2; clipped to the frame), resized to MOUTH_SIZE with cv2's
     area filter so every face size is scored at one scale -> [N, 3, 64, 128] RGB in 0..1 from uint8 RGB frames."""
     import cv2
-    import numpy as np
 
     regions = []
     for frame, box in zip(frames, boxes):
