@@ -17,6 +17,7 @@ LAYERS = (
     "face",  # detection, geometry, smoothing, crops, masks, parsing, paste back
     "musetalk",  # the base networks: MuseTalk UNet, VAE codec
     "wav2lip",  # the Wav2Lip family's networks: Wav2Lip, its quality discriminator, LPIPS-AttnWav2Lip; their files
+    "motion",  # speech to lip motion: the representation, StyleMotion and LandmarkDiffusion, their files
     "identity",  # the UnAvgLip identity adapter, its files and embeddings, the identity patch
     "lipsync",  # the seam a lip-sync model family implements, and what families share: frame plan, crop check, batches
     "dub",  # a whole video file dubbed in bounded memory
@@ -25,6 +26,7 @@ LAYERS = (
     "training_data",  # training data made from videos: preparation, the folder, batches
     "training",  # training identity adapters: step, loop, checkpoints, presets; the hook it needs; uses evaluation
     "wav2lip_training",  # training the Wav2Lip family as a GAN (fine-tune Wav2Lip, or LPIPS-AttnWav2Lip from scratch)
+    "motion_training",  # training the motion models (losses, loop, checkpoints, previews)
     "families",  # lip-sync model families behind the seam: MuseTalk (with an identity), Wav2Lip, LPIPS-AttnWav2Lip
     "demo",  # the made-up clip and the random-weight model writers
     "commands",  # what the `unavglip` subcommands run (prepare-data, train-adapter)

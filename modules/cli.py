@@ -34,6 +34,7 @@ from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .precision import DTYPE_NAMES, compute_dtype
 from .commands.training_commands import add_training_commands
+from .commands.motion_commands import add_motion_commands
 from .commands.wav2lip_commands import add_wav2lip_commands
 
 
@@ -417,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", help="the .safetensors file to write")
     convert.add_argument("--base-unet", default=None, help="bind layers to this MuseTalk UNet file instead of "
                          "the published MuseTalk configuration")
-    parser.training_runners = {**add_training_commands(commands), **add_wav2lip_commands(commands)}
+    parser.training_runners = {**add_training_commands(commands), **add_wav2lip_commands(commands),
+                               **add_motion_commands(commands)}
     return parser
 
 

@@ -66,6 +66,13 @@ def test_prepare_keeps_the_frames_with_a_face_and_counts_the_others(tools, tmp_p
     assert clip.split == 37 - 12  # 10 % held out, but at least 12 frames (two sync windows)
     manifest = json.load(open(tmp_path / "data" / "manifest.json"))
     assert manifest["base_version"] == "v1.0" and manifest["clips"][0]["kept"] == 37
+    # the lip motion data: each crop's landmarks in its own pixels, on the face the crop shows
+    mouth = clip.landmarks[:, 48:68]  # (the jaw may run past a crop's edge: MuseTalk's box ends near the chin)
+    assert clip.landmarks.shape == (37, 68, 2) and (mouth >= 0).all() and (mouth < 256).all()
+    rows, columns = clip.landmarks[:, 30].round().astype(int).T[::-1]  # the nose tip
+    assert (clip.crops[np.arange(37), rows, columns].mean(-1) > 200).all()
+    assert (clip.landmarks[:, 48:68, 1].mean(1) > clip.landmarks[:, 36:48, 1].mean(1) + 20).all()  # mouth below eyes
+    assert np.array(clip.info["lip_neutral"]).shape == (29, 2)
 
 
 def test_prepare_resumes_and_redoes_only_unfinished_clips(tools, tmp_path):

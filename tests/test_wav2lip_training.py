@@ -2,6 +2,8 @@
 (held-out loss falls well below the untrained network's), resumes bit for bit, stops with a checkpoint, and its
 LPIPS is the lpips package's own number with a backbone from a file."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from modules.runtime import Runtime
 from modules.training_data.dataset_files import open_training_data, write_clip, write_manifest
 from modules.wav2lip_training.gan_step import GanLossModels, GanWeights
 from modules.wav2lip_training.gan_trainer import GanModels, GanSettings, train_wav2lip
+from modules.wav2lip.wav2lip_file import ATTN_FORMAT
 
 FPS = 25.0
 QUIET = Runtime(log=lambda message: None)
@@ -69,6 +72,7 @@ def test_attn_wav2lip_learns_the_mouth_from_the_speech(data, tmp_path):
     assert after < 0.5 * before, (before, after)  # measured: 0.157 -> 0.03
     loaded = load_lipsync_model(trained.path)  # the checkpoint is a model Load Lip-Sync Model reads
     assert loaded.kind == "attn_wav2lip" and trained.preview.shape == (192, 480, 3)
+    assert json.loads((tmp_path / "run" / "attn_wav2lip_000050_steps.json").read_text())["format"] == ATTN_FORMAT
     assert trained.active_losses == ["l1_lower", "l1_full", "gan"]
 
 

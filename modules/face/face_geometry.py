@@ -152,3 +152,12 @@ def wav2lip_crop(frame: np.ndarray, box: tuple[int, int, int, int], size: int = 
         raise FrameInputError(f"Crop box {box} is empty or outside the {width}x{height} frame.")
     resized = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]), (size, size))
     return resized.astype(np.float32) / 255.0
+
+
+def points_in_crop(points: np.ndarray, box: tuple[int, int, int, int], frame_height: int, frame_width: int,
+                   size: int = CROP_SIZE) -> np.ndarray:
+    """Frame-pixel points [..., 2] -> pixels of the size x size crop `crop_frame` cuts from `box` (the box's part
+    inside the frame is what is stretched)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    scale = np.array([size / (min(x2, frame_width) - x1), size / (min(y2, frame_height) - y1)], np.float32)
+    return ((np.asarray(points, np.float32) - np.array([x1, y1], np.float32)) * scale).astype(np.float32)

@@ -22,3 +22,9 @@ def read_json(path: str) -> dict | None:
             return json.load(handle)
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def settings_json_path(weights_path: str) -> str:
+    """The JSON beside a weight file, `x.safetensors` -> `x.json`; a checkpoint is written as `x.safetensors.partial`
+    first, and its JSON is still `x.json`."""
+    return os.path.splitext(weights_path.removesuffix(".partial"))[0] + ".json"

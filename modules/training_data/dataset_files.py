@@ -8,6 +8,8 @@
     DIR/clips/<clip>/arcface_affine.npy float32 [N, 2, 3] crop -> 112x112 alignment (NaN: none)
     DIR/clips/<clip>/audio_steps.f32   float32 [T, layers, width] Whisper states at 50 Hz (raw; shape in clip.json)
     DIR/clips/<clip>/mel.npy           float32 [80, M] Wav2Lip mel of the clip's audio (the sync loss)
+    DIR/clips/<clip>/landmarks.npy     float32 [N, 68, 2] each crop's 68 landmarks (iBUG order) in crop pixels;
+                                       clip.json's lip_neutral is the closed-mouth shape (motion.lip_motion)
     DIR/clips/<clip>/clip.json         what the clip is, counts, split; written last, so a clip without it is
                                        unfinished and is redone
 """
@@ -52,6 +54,8 @@ class Clip:
         self.mel = np.load(join("mel.npy"), mmap_mode="c")
         # Data prepared before the Wav2Lip family lacks them; its trainer asks for the data to be prepared again.
         self.crops96 = np.load(join("crops96.npy"), mmap_mode="c") if os.path.isfile(join("crops96.npy")) else None
+        # Data prepared before the motion models lacks them; the motion trainer asks for the data to be prepared again.
+        self.landmarks = np.load(join("landmarks.npy")) if os.path.isfile(join("landmarks.npy")) else None
         shape = tuple(self.info["audio_steps_shape"])
         self.audio_steps = np.memmap(join("audio_steps.f32"), dtype=np.float32, mode="c", shape=shape)
 
@@ -115,7 +119,8 @@ def held_out_count(count: int, fraction: float) -> int:
 
 def write_clip(data_dir: str, name: str, crops: np.ndarray, audio_steps: np.ndarray, mel: np.ndarray, fps: float,
                flavour: str, embeddings: np.ndarray, affines: np.ndarray, frames: np.ndarray | None = None,
-               validation_fraction: float = 0.1, extra: dict | None = None, crops96: np.ndarray | None = None) -> dict:
+               validation_fraction: float = 0.1, extra: dict | None = None, crops96: np.ndarray | None = None,
+               landmarks: np.ndarray | None = None) -> dict:
     """Write one clip from arrays held in memory (synthetic data, tests); `prepare_data` streams instead."""
     folder = os.path.join(data_dir, "clips", name)
     os.makedirs(folder, exist_ok=True)
@@ -123,6 +128,8 @@ def write_clip(data_dir: str, name: str, crops: np.ndarray, audio_steps: np.ndar
     if crops96 is not None:
         np.save(os.path.join(folder, "crops96.npy"), np.ascontiguousarray(crops96, dtype=np.uint8))
     np.save(os.path.join(folder, "crops.npy"), np.ascontiguousarray(crops, dtype=np.uint8))
+    if landmarks is not None:
+        np.save(os.path.join(folder, "landmarks.npy"), np.asarray(landmarks, np.float32))
     np.save(os.path.join(folder, "frames.npy"), np.arange(count, dtype=np.int64) if frames is None else frames)
     np.save(os.path.join(folder, "embeddings.npy"), np.asarray(embeddings, np.float32))
     np.save(os.path.join(folder, "arcface_affine.npy"), np.asarray(affines, np.float32))

@@ -5,7 +5,9 @@ Per clip, streamed so memory does not grow with the video's length:
    geometry, smoothed tracks: the FaceCrop path);
 2. read them again chunk by chunk: cut the crops, write them as uint8 into a memory-mapped file, and run ArcFace
    on each 256x256 crop as UnAvgLip's inference does (buffalo_l `normed_embedding`), keeping its 112x112 alignment;
-3. the audio track: Whisper states in the base version's flavour, written window by window, and Wav2Lip's mel.
+3. the audio track: Whisper states in the base version's flavour, written window by window, and Wav2Lip's mel;
+4. the lip motion data: each kept frame's 68 landmarks in the crop's pixels, and the clip's neutral (closed-mouth)
+   shape in the motion representation (`motion.lip_motion`).
 The Wav2Lip family's 96x96 crops of the same frames are written beside the MuseTalk ones (its trainer reads them
 with the same mel).
 Frames without a usable face are left out and counted. A clip whose clip.json exists is not redone (resume).
@@ -27,6 +29,8 @@ from ..errors import FrameInputError, SettingError, UnAvgLipError
 from ..face.crop_info import CROP_SIZE, GEOMETRY_V10, GEOMETRY_V15, GEOMETRY_WAV2LIP, WAV2LIP_CROP_SIZE
 from ..face.face_analysis import choose_face, detect_faces
 from ..face.face_crop import cut_crops, plan_crops
+from ..face.face_geometry import points_in_crop
+from ..motion.lip_motion import neutral_shape, normalise
 from ..face.face_track import track_video
 from ..runtime import Runtime
 from ..files.json_files import read_json, write_json_atomically
@@ -99,7 +103,8 @@ def prepare_dataset(videos: list[str], out_dir: str, encoder: WhisperEncoder, fa
         name = clip_name(video)
         folder = os.path.join(out_dir, "clips", name)
         done = read_json(os.path.join(folder, CLIP_FILE))
-        if done is not None and done.get("settings") == settings.key() and done.get("wav2lip_crops"):
+        if (done is not None and done.get("settings") == settings.key() and done.get("wav2lip_crops")
+                and done.get("lip_neutral")):
             report.reused += 1
             runtime.log(f"UnAvgLip: {os.path.basename(video)} is prepared already ({done['kept']} frames); reused.")
             _record(report, video, done)
@@ -178,11 +183,15 @@ def prepare_clip(video: str, folder: str, name: str, encoder: WhisperEncoder, fa
     np.save(os.path.join(folder, "embeddings.npy"), embeddings)
     np.save(os.path.join(folder, "arcface_affine.npy"), affines)
     np.save(os.path.join(folder, "mel.npy"), wav2lip_mel(audio))
+    crop_landmarks = np.stack([points_in_crop(plan.frames[index].landmarks, plan.frames[index].box, info.height,
+                                              info.width) for index in kept])
+    np.save(os.path.join(folder, "landmarks.npy"), crop_landmarks)
     steps_shape = _write_audio_steps(os.path.join(folder, "audio_steps.f32"), encoder, audio, settings.base_version)
     held_out = held_out_count(len(kept), settings.validation_fraction)
     clip = dict(base, flavour=settings.base_version, audio_steps_shape=steps_shape,
                 validation_start=len(kept) - held_out, with_embedding=with_embedding,
-                skipped_frames=len(landmarks) - len(kept), notes=plan.notes, wav2lip_crops=True)
+                skipped_frames=len(landmarks) - len(kept), notes=plan.notes, wav2lip_crops=True,
+                lip_neutral=neutral_shape(normalise(crop_landmarks)[0]).round(5).tolist())
     write_json_atomically(os.path.join(folder, CLIP_FILE), clip)
     return clip
 

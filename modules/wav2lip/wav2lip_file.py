@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ModelFileError
-from ..files.json_files import write_json_atomically
+from ..files.json_files import settings_json_path, write_json_atomically
 from ..files.weight_file import SAFETENSORS_SUFFIXES, describe_keys, read_weight_file, tensor_items
 from .attn_wav2lip import AttnSettings, AttnWav2Lip
 from .quality_discriminator import QualityDiscriminator
@@ -125,7 +125,7 @@ def save_attn_wav2lip(network: AttnWav2Lip, path: str, extra: dict | None = None
     """The weights and settings to `path` (.safetensors) and the settings to a sibling .json."""
     settings = network.settings.as_dict()
     _save(network, path, {"format": ATTN_FORMAT, "settings": json.dumps(settings), **(extra or {})})
-    write_json_atomically(os.path.splitext(path)[0] + ".json", {"format": ATTN_FORMAT, "settings": settings,
+    write_json_atomically(settings_json_path(path), {"format": ATTN_FORMAT, "settings": settings,
                                                                 **(extra or {})})
 
 

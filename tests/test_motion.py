@@ -1,0 +1,163 @@
+"""Speech to lip motion (issue 22): the representation, StyleMotion and LandmarkDiffusion trained on synthetic
+people whose mouths open with the loudness of their speech, each with their own opening gain (their style)."""
+
+import numpy as np
+import pytest
+import torch
+
+from modules.errors import ModelFileError, SettingError
+from modules.motion.lip_motion import POINT_COUNT, motion_from_landmarks, slice_motion
+from modules.motion.motion_file import MotionModel, load_motion_model, new_network
+from modules.motion.motion_prediction import StyleReference, predict_motion
+from modules.motion_training.motion_trainer import MotionSettings, train_motion
+from modules.runtime import Runtime
+from motion_fixtures import face_landmarks, write_motion_people
+
+QUIET = Runtime(log=lambda message: None)
+
+
+def settings(model, steps, **changes):
+    values = dict(model=model, steps=steps, batch_size=16, width=64, layers=2, learning_rate=1e-3,
+                  validate_every=steps, checkpoint_every=steps, sample_steps=8)
+    return MotionSettings(**{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    return write_motion_people(str(tmp_path_factory.mktemp("motion") / "data"), seconds=20.0)
+
+
+STEPS = {"style": 300, "diffusion": 500}  # enough for each to learn the synthetic people (about 12 s each)
+
+
+@pytest.fixture(scope="module")
+def trained(people, tmp_path_factory):
+    """Each model trained once, as the command would: kind -> the run's result."""
+    out = tmp_path_factory.mktemp("trained")
+    return {kind: train_motion(people, settings(kind, steps), str(out / kind), QUIET) for kind, steps in STEPS.items()}
+
+
+def clip_motion(clip):
+    return motion_from_landmarks(clip.landmarks, clip.fps, source=clip.name)
+
+
+def held_out_lmd(model, clip, reference_clip=None, **options) -> float:
+    """LMD (inner eye distances) on the clip's held-out frames, predicted through the real inference path."""
+    truth = clip_motion(clip)
+    reference = None
+    if reference_clip is not None:
+        reference = StyleReference(slice_motion(clip_motion(reference_clip), 0, reference_clip.split),
+                                   np.asarray(reference_clip.mel))
+    predicted = predict_motion(model, np.asarray(clip.mel), clip.fps, len(truth), reference, **options)
+    held = slice(clip.split, None)
+    return float(np.linalg.norm(predicted.shapes[held] - truth.shapes[held], axis=-1).mean())
+
+
+def test_the_representation_is_the_mouth_and_jaw_relative_to_the_closed_mouth_in_eye_distances():
+    opening = np.array([0.0, 0.0, 0.5, 0.25] + [0.0] * 16)
+    landmarks = face_landmarks(opening) * 2 + 30  # twice the size, elsewhere in the crop: the same motion
+    motion = motion_from_landmarks(landmarks, 25.0)
+    assert motion.offsets.shape == (20, POINT_COUNT, 2)
+    assert np.allclose(motion.opening() - motion.opening()[0], opening, atol=1e-5)  # 40 px per unit, as drawn
+    assert np.allclose(motion.offsets[0], 0, atol=1e-6)  # a closed frame is the neutral shape
+    assert np.allclose(motion.anchor, [128 * 2 + 30, 100 * 2 + 30, 80], atol=1e-4)
+    assert np.allclose(motion.crop_points(), landmarks[:, list(range(48, 68)) + list(range(4, 13))], atol=1e-3)
+    with pytest.raises(SettingError, match=r"\[frames, 68, 2\]"):
+        motion_from_landmarks(landmarks[:, :20], 25.0)
+
+
+@pytest.mark.parametrize("kind", ["style", "diffusion"])
+def test_a_trained_motion_model_beats_the_untrained_one_and_a_closed_mouth_on_held_out_speech(people, trained,
+                                                                                               kind):
+    result = trained[kind]
+    loaded = load_motion_model(result.path)  # scored as a user gets it: from its file
+    torch.manual_seed(0)
+    untrained = MotionModel(new_network(kind, settings(kind, 1).network_settings()).eval(), kind, "untrained",
+                            loaded.neutral, loaded.anchor)
+    if kind == "diffusion":
+        untrained.network.motion_scale.copy_(loaded.network.motion_scale)
+    for clip in people.clips:  # the person's own reference: StyleMotion's style, LandmarkDiffusion's geometry
+        trained = held_out_lmd(loaded, clip, clip)
+        before = held_out_lmd(untrained, clip, clip)
+        closed = float(np.linalg.norm(clip_motion(clip).offsets[clip.split:], axis=-1).mean())
+        assert trained < 0.75 * min(before, closed), (clip.name, trained, before, closed)
+    assert result.validation[-1]["lmd"] < result.validation[-1]["closed_mouth_lmd"]
+    assert result.preview is not None and result.preview.ndim == 3
+
+
+def test_style_motion_takes_the_style_of_the_reference_it_is_given(people, trained):
+    """Person 1 opens twice as wide as person 0 for the same loudness: only the reference says whose speech it is."""
+    model = load_motion_model(trained["style"].path)
+    slow, wide = people.clips
+    for clip, own, other in ((slow, slow, wide), (wide, wide, slow)):
+        assert held_out_lmd(model, clip, own) < 0.8 * held_out_lmd(model, clip, other), clip.name
+    openings = {}
+    for reference in (slow, wide):
+        style = StyleReference(slice_motion(clip_motion(reference), 0, reference.split), np.asarray(reference.mel))
+        openings[reference.name] = predict_motion(model, np.asarray(slow.mel), 25.0, 400, style).opening().mean()
+    assert openings[wide.name] > 1.3 * openings[slow.name]
+    alone = predict_motion(model, np.asarray(slow.mel), 25.0, 400)  # no reference: the learned neutral style
+    assert np.isfinite(alone.offsets).all() and alone.offsets.std() > 0
+
+
+@pytest.mark.parametrize("kind", ["style", "diffusion"])
+def test_motion_training_resumes_bit_for_bit_and_a_stop_keeps_a_checkpoint(people, tmp_path, kind):
+    whole = train_motion(people, settings(kind, 4, checkpoint_every=2, validate_every=2), str(tmp_path / "whole"),
+                         QUIET)
+    calls = []
+
+    def stop_at_third_step():
+        calls.append(1)
+        if len(calls) == 3:
+            raise InterruptedError("stopped by the user")
+
+    split = str(tmp_path / "split")
+    with pytest.raises(InterruptedError):
+        train_motion(people, settings(kind, 4, checkpoint_every=100, validate_every=2), split,
+                     Runtime(log=lambda m: None, raise_if_interrupted=stop_at_third_step))
+    prefix = "style_motion" if kind == "style" else "landmark_diffusion"
+    assert (tmp_path / "split" / f"{prefix}_000002_steps.safetensors").is_file()
+    resumed = train_motion(people, settings(kind, 4, checkpoint_every=2, validate_every=2), split, QUIET,
+                           resume=True)
+    assert [h["total"] for h in resumed.history] == [h["total"] for h in whole.history]
+    for (name, a), b in zip(whole.model.network.state_dict().items(), resumed.model.network.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(SettingError, match="Cannot resume"):
+        train_motion(people, settings(kind, 6, width=32), split, QUIET, resume=True)
+
+
+def test_motion_files_load_with_their_settings_and_other_files_get_a_message(people, tmp_path):
+    result = train_motion(people, settings("diffusion", 1, layers=1, width=32), str(tmp_path), QUIET)
+    loaded = load_motion_model(result.path)
+    assert loaded.kind == "diffusion" and loaded.network.settings.layers == 1 and loaded.network.settings.width == 32
+    assert float(loaded.network.motion_scale) == pytest.approx(float(result.model.network.motion_scale))
+    assert (tmp_path / "landmark_diffusion_000001_steps.json").is_file()
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ModelFileError, match="not a motion model of this pack"):
+        load_motion_model(str(tmp_path / "other.pth"))
+
+
+def test_data_prepared_without_landmarks_is_refused_with_what_to_do(people, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(people.folder, copy)
+    for clip in (copy / "clips").iterdir():
+        (clip / "landmarks.npy").unlink()
+    from modules.training_data.dataset_files import open_training_data
+
+    with pytest.raises(SettingError, match="Prepare it again"):
+        train_motion(open_training_data(str(copy)), settings("style", 1), str(tmp_path / "out"), QUIET)
+
+
+def test_train_motion_command_writes_the_model_its_curve_and_preview(people, tmp_path, capsys):
+    from modules.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train-motion", "--data", people.folder, "--out", str(out), "--model", "diffusion", "--steps", "2",
+                 "--width", "32", "--layers", "1", "--sample-steps", "2", "--cpu"]) == 0
+    assert "held-out LMD" in capsys.readouterr().out
+    assert load_motion_model(str(out / "landmark_diffusion_000002_steps.safetensors")).kind == "diffusion"
+    assert (out / "loss_curve.png").is_file() and (out / "validation_preview.png").is_file()
+    assert main(["train-motion", "--data", str(tmp_path / "nothing"), "--out", str(out), "--cpu"]) == 2
+    assert "is not prepared training data" in capsys.readouterr().err
