@@ -24,6 +24,8 @@ VGG_FOLDER = model_file("VGG19").folder
 LPIPS_FOLDER = model_file("LPIPS backbone").folder
 TRAINED_ADAPTERS = "unavglip_adapters"  # under ComfyUI's output folder: adapters the training node writes
 TRAINED_LIPSYNC = "unavglip_lipsync"  # under ComfyUI's output folder: Wav2Lip-family models Train Wav2Lip writes
+MOTION_FOLDER = model_file("motion model").folder
+TRAINED_MOTION = "unavglip_motion"  # under ComfyUI's output folder: motion models Train Lip Motion writes
 
 
 def register_model_folders() -> None:
@@ -33,6 +35,7 @@ def register_model_folders() -> None:
     # What the training nodes write goes under ComfyUI's output folder; the loaders list it from there.
     _add_path(ADAPTER_FOLDER, trained_adapters_folder())
     _add_path(LIPSYNC_FOLDER, trained_lipsync_folder())
+    _add_path(MOTION_FOLDER, trained_motion_folder())
 
 
 def trained_adapters_folder() -> str:
@@ -93,3 +96,7 @@ def full_path(folder_name: str, name: str) -> str:
         f"'{name}' was not found in the '{folder_name}' model folder ({roots}). Put "
         f"{where_to_get(folder_name) or 'the file'} there, then refresh the node list."
     )
+
+
+def trained_motion_folder() -> str:
+    return os.path.join(folder_paths.get_output_directory(), TRAINED_MOTION)

@@ -25,6 +25,10 @@ NODES = (  # (node id, module, class, display name); ids never change: saved wor
     ("UnAvgLip_SyncExpertLoader", "loss_model_nodes", "SyncExpertLoader", "Load Lip-Sync Expert (UnAvgLip)"),
     ("UnAvgLip_ArcFaceLossLoader", "loss_model_nodes", "ArcFaceLossLoader", "Load ArcFace for Loss (UnAvgLip)"),
     ("UnAvgLip_TrainWav2Lip", "wav2lip_training_node", "TrainWav2Lip", "Train Wav2Lip (UnAvgLip)"),
+    ("UnAvgLip_MotionModelLoader", "motion_nodes", "MotionModelLoader", "Load Motion Model (UnAvgLip)"),
+    ("UnAvgLip_SpeechToLipMotion", "motion_nodes", "SpeechToLipMotion", "Speech to Lip Motion (UnAvgLip)"),
+    ("UnAvgLip_DrawLipMotion", "motion_nodes", "DrawLipMotion", "Draw Lip Motion (UnAvgLip)"),
+    ("UnAvgLip_TrainLipMotion", "motion_training_node", "TrainLipMotion", "Train Lip Motion (UnAvgLip)"),
 )
 
 

@@ -32,6 +32,7 @@ from modules.demo.random_models import (
 )
 from media_fixtures import write_audio
 from modules.demo.random_loss_models import write_lipsync_expert, write_vgg19
+from modules.demo.random_motion import write_motion_model
 from modules.demo.random_wav2lip import write_attn_wav2lip, write_wav2lip
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
@@ -44,6 +45,7 @@ ADAPTERS = {"checkpoint-5000/pytorch_model.bin": 5, "checkpoint-10000/pytorch_mo
 FACE_BOX = (100, 60, 196, 156)  # the stand-in face in frame 0 of talking_face.mp4; it moves 2 px right per frame
 FACELESS_FRAME = 3
 ATTN_WAV2LIP_FILE = "my_attn_wav2lip/my_attn_wav2lip_002000_steps.safetensors"  # what the workflows load
+MOTION_FILE = "my_lip_motion/style_motion_003000_steps.safetensors"  # what Train Lip Motion's defaults write
 
 
 def sd_vae_ft_mse_random(seed: int = 0):
@@ -120,6 +122,7 @@ def running_server(base):
     write_musetalk_unet(str(models / "lipsync"), "v1.5")
     write_wav2lip(str(models / "lipsync" / "wav2lip_gan.pth"))
     write_attn_wav2lip(str(models / "lipsync" / ATTN_WAV2LIP_FILE))
+    write_motion_model(str(models / "unavglip_motion" / MOTION_FILE))
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
     write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=0)
     write_lipsync_expert(str(models / "syncnet" / "lipsync_expert.pth"))
@@ -135,6 +138,7 @@ def running_server(base):
         f"unavglip_test:\n    base_path: {base}\n    custom_nodes: custom_nodes/\n    lipsync: models/lipsync/\n"
         f"    audio_encoders: models/audio_encoders/\n    vae: models/vae/\n    insightface: models/insightface/\n"
         f"    unavglip: models/unavglip/\n    syncnet: models/syncnet/\n    vgg: models/vgg/\n"
+        f"    unavglip_motion: models/unavglip_motion/\n"
     )
     port = free_port()
     log = open(base / "server.log", "w")

@@ -39,7 +39,9 @@ OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_Whis
              "UnAvgLip_IdentityPerceiver", "UnAvgLip_IDCrossAttnApply", "UnAvgLip_DubVideo", "UnAvgLip_SyncNetLoader",
              "UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_PrepareTrainingData",
              "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader", "UnAvgLip_SyncExpertLoader",
-             "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_LPIPSLoader", "UnAvgLip_TrainWav2Lip"]
+             "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_LPIPSLoader", "UnAvgLip_TrainWav2Lip",
+             "UnAvgLip_MotionModelLoader", "UnAvgLip_SpeechToLipMotion", "UnAvgLip_DrawLipMotion",
+             "UnAvgLip_TrainLipMotion"]
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
@@ -149,7 +151,8 @@ def audio_seconds(path) -> float:
                                         ("unavglip_dub_long_video", (320, 240)),  # streaming Dub Video node
                                         ("unavglip_dub_wav2lip", (320, 240)),
                                         ("unavglip_compare_families", (960, 240)),  # MuseTalk, Wav2Lip, Attn
-                                        ("unavglip_lipsync_face_crops", (256, 256))])
+                                        ("unavglip_lipsync_face_crops", (256, 256)),
+                                        ("unavglip_speech_to_lip_motion", (256, 256))])  # motion drawn on crops
 def test_example_workflows_run_end_to_end(server, workflow_run, name, size):
     """The shipped workflows on stand-in models: one output frame per input frame (length policy: pad the audio),
     the input's size, and the new speech as the sound track, which Create Video cuts to the frames' length."""

@@ -13,11 +13,14 @@ CORE = {"UnAvgLip_LipSyncSampler", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "U
         "UnAvgLip_IdentityPerceiver", "UnAvgLip_DubVideo", "UnAvgLip_LipSyncModelLoader"}
 SCORING = {"UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_SyncNetLoader", "UnAvgLip_LPIPSLoader"}
 TRAINING = {"UnAvgLip_PrepareTrainingData", "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader",
-            "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_TrainWav2Lip"}
+            "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_TrainWav2Lip",
+            "UnAvgLip_TrainLipMotion"}
+MOTION = {"UnAvgLip_MotionModelLoader", "UnAvgLip_SpeechToLipMotion", "UnAvgLip_DrawLipMotion"}
 
 
 @pytest.mark.parametrize("blocked, absent, installs", [
     ("python_speech_features", SCORING | TRAINING, "pip install python_speech_features"),
+    ("matplotlib", SCORING | TRAINING | MOTION, "pip install matplotlib"),
     ("onnx", TRAINING, "pip install onnx"),
     (None, set(), None),
 ])

@@ -47,11 +47,13 @@ SIZES = {
     "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 262], "PreviewImage": [520, 420],
     "PreviewAny": [520, 300], "UnAvgLip_PrepareTrainingData": [360, 230], "UnAvgLip_TrainIdentityAdapter": [380, 740],
     "UnAvgLip_VGGLoader": [340, 60], "UnAvgLip_SyncExpertLoader": [340, 60], "UnAvgLip_ArcFaceLossLoader": [340, 60],
+    "UnAvgLip_MotionModelLoader": [340, 60], "UnAvgLip_SpeechToLipMotion": [340, 250],
+    "UnAvgLip_DrawLipMotion": [300, 50],
 }
 GAP = 60  # between nodes: a node's title bar (30) is drawn above its pos
 GROUP_PAD, GROUP_TITLE = 20, 50  # group margin around its nodes; the group's title bar above the first node
 GROUP_COLORS = {"Inputs": "#3f789e", "Face": "#8a8a3f", "Lip sync": "#3f8a5a", "Identity": "#8a3f76",
-                "Output": "#a1309b", "Score": "#b06634", "Training": "#3f5a8a"}
+                "Output": "#a1309b", "Score": "#b06634", "Training": "#3f5a8a", "Motion": "#6a3f8a"}
 NOTE_COLOR, NOTE_BGCOLOR = "#432", "#653"  # the frontend's note colours
 VIEW = (80, 110, 1560, 960)  # screen box the graph is fitted into when opened (and screenshotted)
 READABLE_SCALE = 0.65  # below 0.6 the frontend draws nodes without text (its low-quality zoom threshold)
@@ -337,6 +339,7 @@ V10 = dict(unet="musetalk/pytorch_model.bin", whisper="tiny.pt", geometry="muset
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 W2L = dict(unet="wav2lip_gan.pth", geometry="wav2lip", name="Wav2Lip")  # needs no Whisper or VAE
 ATTN_FILE = "my_attn_wav2lip/my_attn_wav2lip_002000_steps.safetensors"  # what Train Wav2Lip's defaults write
+MOTION_FILE = "my_lip_motion/style_motion_003000_steps.safetensors"  # what Train Lip Motion's defaults write
 VIDEO_FILE, SPEECH_FILE = "talking_face.mp4", "new_speech.wav"
 NOTE_SIZE = [460, 640]
 
@@ -351,6 +354,9 @@ def model_row(file_name: str) -> tuple[str, str]:
     if file_name.startswith("checkpoint-"):  # identity adapters have no fixed name
         adapter = model_file("identity adapter")
         return f"{adapter.folder}/", adapter.source
+    if file_name == MOTION_FILE:  # trained in the pack: no published file
+        return "unavglip_motion/", ("train it with **Train Lip Motion** (it lands in `ComfyUI/output/unavglip_motion/`, "
+                                    "which Load Motion Model lists) or `unavglip train-motion`")
     if file_name == ATTN_FILE:  # trained in the pack: no published file
         return "lipsync/", ("train it with **Train Wav2Lip** (it lands in `ComfyUI/output/unavglip_lipsync/`, which "
                             "Load Lip-Sync Model lists) or `unavglip train-wav2lip`")
@@ -771,6 +777,48 @@ def train_my_adapter(schema: dict) -> dict:
     return g.workflow(stable_id("unavglip_train_my_adapter"))
 
 
+def speech_to_lip_motion(schema: dict) -> dict:
+    note = note_text(
+        "Speech to lip motion in the person's style (StyleMotion)",
+        [f"Put a clip of the person speaking, `{VIDEO_FILE}`, and the new speech, `{SPEECH_FILE}`, in "
+         "`ComfyUI/input/`, or pick your own in **Load Video** and **Load Audio**.",
+         "Train a motion model on a video of the person (**Train Lip Motion** on **Prepare Training Data**, or "
+         "`unavglip train-motion`), and put the model files below in their folders.",
+         "Press **Run**: the face crops with the predicted mouth drawn on them, under the new speech, are saved in "
+         "`ComfyUI/output/video/`."],
+        "**Speech to Lip Motion** predicts the mouth and jaw landmarks of every frame from the new speech. The "
+        "clip is its style reference: for each moment of the new speech it looks up the moments of the clip that "
+        "sound alike and takes how the person's mouth moved there. The plot shows the mouth opening over time "
+        "(predicted, and the clip's own). **Draw Lip Motion** draws the motion on the clip's face crops (outer lip "
+        "red, inner lip yellow, jaw blue) so you can check it before rendering.",
+        [MOTION_FILE, "buffalo_l/"])
+    g = Graph(schema)
+    g.note(note, 0, 0, NOTE_SIZE)
+    x = NOTE_SIZE[0] + GAP + GROUP_GAP
+    n = {"video": g.add("LoadVideo", x, TOP, file=VIDEO_FILE)}
+    n["speech"] = g.add("UnAvgLip_LoadAudio", x, g.below(n["video"]), audio=SPEECH_FILE)
+    column = g.right_of(n["video"], n["speech"])
+    motion_model = g.add("UnAvgLip_MotionModelLoader", column, TOP, model_name=MOTION_FILE)
+    n["parts"] = g.add("GetVideoComponents", column, g.below(motion_model))
+    g.link(n["video"], "VIDEO", n["parts"], "video")
+    g.group("Inputs", n["video"], n["speech"], motion_model, n["parts"])
+    add_face(g, n, g.right_of(motion_model, n["parts"], extra=GROUP_GAP), V10)
+    x = g.right_of(n["faces"], n["crop"], extra=GROUP_GAP)
+    predict = g.add("UnAvgLip_SpeechToLipMotion", x, TOP)
+    draw = g.add("UnAvgLip_DrawLipMotion", x, g.below(predict))
+    plot = g.add("PreviewImage", g.right_of(predict), TOP)
+    for source, output, target, name in ((motion_model, "motion_model", predict, "motion_model"),
+                                         (n["speech"], "audio", predict, "audio"), (n["parts"], "fps", predict, "fps"),
+                                         (n["video"], "VIDEO", predict, "style_video"),
+                                         (n["faces"], "insightface", predict, "face_analysis"),
+                                         (predict, "lip_motion", draw, "lip_motion"),
+                                         (n["crop"], "crops", draw, "face_crops"), (predict, "plot", plot, "images")):
+        g.link(source, output, target, name)
+    g.group("Motion", predict, draw, plot)
+    add_output(g, n, draw, "preview", g.right_of(plot, extra=GROUP_GAP), "video/unavglip_lip_motion")
+    return g.workflow(stable_id("unavglip_speech_to_lip_motion"))
+
+
 WORKFLOWS = {
     "unavglip_lipsync_face_crops.json": lipsync_face_crops,
     "unavglip_dub_video.json": dub_video,
@@ -781,6 +829,7 @@ WORKFLOWS = {
     "unavglip_compare_two_adapters.json": compare_two_adapters,
     "unavglip_compare_and_score.json": compare_and_score,
     "unavglip_train_my_adapter.json": train_my_adapter,
+    "unavglip_speech_to_lip_motion.json": speech_to_lip_motion,
 }
 
 

@@ -59,6 +59,10 @@ MODEL_FILES = (
     ModelFile("identity adapter", "unavglip", (),
               "none published yet: train one, or the authors' checkpoint-N/pytorch_model.bin folder, or a file made "
               "with `unavglip convert-adapter`", OPTIONAL_USE, (("UnAvgLip_IDAdapterLoader", "adapter_name"),)),
+    ModelFile("motion model", "unavglip_motion", (),
+              "none published: train StyleMotion or LandmarkDiffusion with Train Lip Motion (in "
+              "output/unavglip_motion/, listed from there) or `unavglip train-motion`", OPTIONAL_USE,
+              (("UnAvgLip_MotionModelLoader", "model_name"),)),
     ModelFile("SyncNet", "syncnet", ("syncnet_v2.model",),
               "syncnet_v2.model of github.com/joonson/syncnet_python (its download_model.sh names the address), for "
               "the lip-sync scores LSE-C / LSE-D", SCORES, (("UnAvgLip_SyncNetLoader", "syncnet_name"),)),

@@ -24,7 +24,8 @@ POINT_COUNT = len(POINTS)
 INNER_EYE_CORNERS = (39, 42)
 NEUTRAL_SHARE = 0.1  # the most closed tenth of a clip's frames makes its neutral shape
 DESCRIPTION = ("29 points: mouth 48-67 and jaw 4-12 of the iBUG 68-point layout, as offsets from the neutral "
-               "(closed-mouth) shape; origin the midpoint of the inner eye corners (39, 42), unit the inner eye distance")
+               "(closed-mouth) shape; origin the midpoint of the inner eye corners (39, 42), unit the inner eye "
+               "distance")
 
 
 def _index(point68: int) -> int:

@@ -6,8 +6,6 @@ spread over the clip, are what the attention looks at (the reference is a set, n
 covers more of the person's sounds than the first seconds would).
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -15,14 +13,9 @@ from ..errors import SettingError
 from .lip_motion import LipMotion
 from .motion_audio import centred_mel_windows
 from .motion_file import MotionModel
+from .style_reference import StyleReference
 
 REFERENCE_FRAMES = 250  # 10 s at 25 fps
-
-
-@dataclass
-class StyleReference:
-    motion: LipMotion  # the reference clip's motion (its own neutral shape and anchor)
-    mel: np.ndarray  # [80, M] the reference clip's Wav2Lip mel
 
 
 def window_starts(count: int, window: int) -> list[int]:
@@ -39,7 +32,8 @@ def reference_tensors(reference: StyleReference, limit: int = REFERENCE_FRAMES):
     if count == 0:
         raise SettingError("The style reference has no frames with a face; give a clip where the face is visible.")
     chosen = np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(np.int64))
-    windows = centred_mel_windows(reference.mel, reference.motion.fps, count)[chosen]
+    frames = reference.frame_indices()
+    windows = centred_mel_windows(reference.mel, reference.motion.fps, int(frames.max()) + 1)[frames[chosen]]
     return torch.from_numpy(windows)[None], torch.from_numpy(reference.motion.offsets[chosen])[None]
 
 
