@@ -277,7 +277,8 @@ def test_missing_models_dialog_has_no_error(page):
         assert not any(error in text for error in refused), f"{os.path.basename(path)}: {text}"
         offered += "absent_vae-ft-mse-840000-ema-pruned.safetensors" in text
         with_vae += any(node["type"] == "VAELoader" for node in workflow["nodes"])
-    # Each MuseTalk workflow names the VAE, the one file published where the frontend downloads (Wav2Lip needs none).
-    assert with_vae == len(WORKFLOWS) - 1 and offered == with_vae
+    # Each MuseTalk workflow names the VAE, the one file published where the frontend downloads (Wav2Lip and the
+    # motion workflow need none).
+    assert with_vae == len(WORKFLOWS) - 2 and offered == with_vae
     vgg = with_models_missing(load(WORKFLOWS[0]), "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
     assert "not allowed" in missing_models_dialog(page, vgg)

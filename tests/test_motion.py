@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modules.errors import ModelFileError, SettingError
-from modules.motion.lip_motion import POINT_COUNT, motion_from_landmarks, slice_motion
+from modules.motion.lip_motion import OUTER_BOTTOM, POINT_COUNT, motion_from_landmarks, slice_motion
 from modules.motion.motion_file import MotionModel, load_motion_model, new_network
 from modules.motion.motion_prediction import predict_motion
 from modules.motion.style_reference import StyleReference
@@ -180,3 +180,43 @@ def test_eval_motion_scores_held_out_frames_and_tells_the_styles_apart(people, t
         assert row["lmd"] < 0.75 * row["closed_mouth_lmd"], row
         assert row["true_opening_r"] > 0.5 and row["opening_r"] > 0.5, row
         assert row["style_to_own"] < row["style_to_other"], row
+
+
+def test_a_style_reference_from_a_video_or_its_frames_holds_the_landmarks_prepare_data_keeps(tmp_path):
+    """The reference path (Speech to Lip Motion's style_video / style_frames) places the landmarks on the crop as
+    prepare-data does, so a person's reference and training data share one neutral mouth."""
+    pytest.importorskip("insightface")
+    import insightface_standins as standins
+
+    from modules.audio.audio_file import load_audio_file
+    from modules.audio.speech_input import mono_16k
+    from modules.face.face_analysis import load_face_analysis
+    from modules.motion.style_reference import reference_from_frames, reference_from_video_file
+    from modules.video.video_io import read_all_frames
+    from training_fixtures import face_video
+
+    video = face_video(tmp_path / "me.mp4", frames=30, faceless=(3,))
+    standins.write_buffalo_l(str(tmp_path / "insightface"))
+    analysis = load_face_analysis(str(tmp_path / "insightface"), "buffalo_l", "CPU", 128)
+    from_file = reference_from_video_file(video, analysis)
+    assert len(from_file.motion) == 29 and 3 not in from_file.frame_indices()  # the faceless frame is left out
+    frames = read_all_frames(video).astype(np.float32) / 255  # as an IMAGE holds them
+    speech = mono_16k(*load_audio_file(video), log=lambda m: None)
+    from_frames = reference_from_frames(frames, speech, 25.0, analysis)
+    assert np.allclose(from_frames.motion.offsets, from_file.motion.offsets, atol=1e-4)
+    assert np.array_equal(from_frames.frame_indices(), from_file.frame_indices())
+    with pytest.raises(Exception, match="under half of its 30 frames"):
+        reference_from_frames(frames, speech[:1000], 25.0, analysis)
+
+
+def test_draw_lip_motion_draws_the_points_where_they_are_and_leaves_later_crops_alone():
+    from modules.motion.draw_motion import draw_motion
+
+    motion = motion_from_landmarks(face_landmarks(np.linspace(0, 0.5, 6)), 25.0)
+    crops = np.zeros((8, 128, 128, 3), np.uint8)
+    drawn = draw_motion(motion, crops)
+    assert not crops.any() and not drawn[6:].any()  # a copy; crops past the motion's end untouched
+    for index in range(6):
+        rows, columns = np.nonzero(drawn[index].any(-1))
+        lowest_lip = motion.crop_points()[index, OUTER_BOTTOM, 1] / 2  # the lower lip's middle, at half size
+        assert abs(columns.mean() - 64) < 4 and rows.max() >= lowest_lip - 2

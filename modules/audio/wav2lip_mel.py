@@ -23,7 +23,10 @@ def wav2lip_mel(audio_16k: np.ndarray, frames_per_piece: int = 4800) -> np.ndarr
     import librosa
     from scipy import signal
 
-    emphasised = signal.lfilter([1, -PREEMPHASIS], [1], np.asarray(audio_16k, dtype=np.float64))
+    audio_16k = np.asarray(audio_16k, dtype=np.float64)
+    if audio_16k.ndim != 1:  # a [1, N] array would be padded along both axes: gigabytes
+        raise ValueError(f"wav2lip_mel takes mono 16 kHz samples [N]; got shape {audio_16k.shape}.")
+    emphasised = signal.lfilter([1, -PREEMPHASIS], [1], audio_16k)
     # pad_mode "reflect": librosa's default when Wav2Lip was trained (0.7); 0.10 changed it to zeros.
     padded = np.pad(emphasised, N_FFT // 2, mode="reflect")
     frames = 1 + len(emphasised) // HOP

@@ -43,7 +43,7 @@ def reference_from_landmarks(landmarks: list, height: int, width: int, mel: np.n
 
 def reference_from_frames(frames, speech_16k: np.ndarray, fps: float, face_analysis, source: str = "the reference",
                           runtime: Runtime | None = None) -> StyleReference:
-    """From frames ([N, H, W, 3], IMAGE or uint8) and their speech (16 kHz mono) at `fps`."""
+    """From frames ([N, H, W, 3] in 0..1, as an IMAGE) and their speech (16 kHz mono) at `fps`."""
     if len(frames) == 0:
         raise FrameInputError("The style reference has no frames.")
     if speech_16k.size < 16000 * len(frames) / fps * 0.5:
