@@ -19,6 +19,7 @@ LAYERS = (
     "wav2lip",  # the Wav2Lip family's networks: Wav2Lip, its quality discriminator, LPIPS-AttnWav2Lip; their files
     "motion",  # speech to lip motion: the representation, StyleMotion and LandmarkDiffusion, their files
     "identity",  # the UnAvgLip identity adapter, its files and embeddings, the identity patch
+    "motion_adapter",  # rendering lip motion: the motion adapter on the MuseTalk UNet, its files, its per-frame patch
     "lipsync",  # the seam a lip-sync model family implements, and what families share: frame plan, crop check, batches
     "dub",  # a whole video file dubbed in bounded memory
     "evaluation",  # metrics of a dub: identity, sharpness, lip sync (SyncNet), mouth motion; plots

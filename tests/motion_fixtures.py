@@ -65,3 +65,32 @@ def write_motion_people(folder: str, people=((50.0, 0.35), (62.0, 0.7)), seconds
             validation_fraction=0.2, landmarks=face_landmarks(gain * level, width)))
     write_manifest(folder, "v1.0", clips)
     return open_training_data(folder)
+
+
+def mouth_crops(landmarks: np.ndarray) -> np.ndarray:
+    """[T, 256, 256, 3] uint8: a grey face whose mouth (dark, between the inner lips) is where the landmarks say."""
+    crops = np.full((len(landmarks), 256, 256, 3), 150, np.uint8)
+    crops[:, 128:] = (230, 200, 170)
+    for crop, points in zip(crops, landmarks):
+        x1, x2 = int(points[48, 0]), int(points[54, 0]) + 1
+        y1, y2 = int(points[62, 1]) - 3, int(np.ceil(points[66, 1])) + 4
+        crop[y1:y2, x1:x2] = 0
+    return crops
+
+
+def write_mouth_clips(folder: str, frames: int = 80, clips: int = 2, seed: int = 0, audio_width: int = 64):
+    """Clips whose mouths open and close at random while the audio is noise with nothing to say about it: only
+    the landmarks tell the mouth (a motion adapter's learning test)."""
+    rng = np.random.default_rng(seed)
+    written = []
+    for index in range(clips):
+        opening = np.clip(np.convolve(rng.uniform(0, 1, frames), np.ones(3) / 3, mode="same"), 0, 1)
+        landmarks = face_landmarks(opening)
+        written.append(write_clip(
+            folder, f"mouth{index}", mouth_crops(landmarks),
+            rng.normal(size=(frames * 2 + 10, 5, audio_width)).astype(np.float32),
+            rng.normal(size=(80, frames * 80 // 25 + 20)).astype(np.float32), FPS, "v1.0",
+            np.full((frames, 512), np.nan, np.float32), np.full((frames, 2, 3), np.nan, np.float32),
+            validation_fraction=0.25, landmarks=landmarks))
+    write_manifest(folder, "v1.0", written)
+    return open_training_data(folder)

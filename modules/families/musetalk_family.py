@@ -1,4 +1,5 @@
-"""MuseTalk (v1.0 / v1.5), with an UnAvgLip identity when one is applied, behind the `LipSyncFamily` seam."""
+"""MuseTalk (v1.0 / v1.5), with an UnAvgLip identity and a motion adapter when they are applied, behind the
+`LipSyncFamily` seam."""
 
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from ..errors import SettingError
 from ..face.crop_info import GEOMETRY_V10, GEOMETRY_V15
 from ..identity.identity_patch import IdentityPatch, base_model_note
 from ..lipsync.lipsync_family import CropPolicy
+from ..motion_adapter.motion_patch import MotionPatch
 from ..musetalk.musetalk_input import CROP_SIZE
 from ..musetalk.musetalk_unet import VERSION_V10, LipSyncUNet
 from ..musetalk.vae_codec import LatentCodec
@@ -25,6 +27,7 @@ class MuseTalkFamily:
     codec: LatentCodec | None = None  # not needed to train (the trainer decodes with gradient itself)
     encoder: WhisperEncoder | None = None  # not needed to train (prepared data holds the Whisper states)
     identity: IdentityPatch | None = None
+    motion: MotionPatch | None = None  # a motion adapter with the lip motion the mouths follow
 
     @property
     def name(self) -> str:
@@ -53,7 +56,8 @@ class MuseTalkFamily:
             self.base.unet, self.codec, crops,
             lambda indices: frame_features(speech, [audio_frames[k] for k in indices], fps),
             batch_size=batch_size, reference_crop=reference_crop, runtime=runtime, crop_indices=crop_indices,
-            identity=self.identity, frame_names=frame_names,
+            identity=self.identity, frame_names=frame_names, motion=self.motion,
+            motion_frames=lambda indices: [audio_frames[k] for k in indices],
         )
 
     def compile(self, mode: str, log=print) -> None:

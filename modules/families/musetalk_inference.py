@@ -15,6 +15,7 @@ from ..errors import FrameInputError, SettingError
 from ..identity.identity_patch import IdentityPatch
 from ..lipsync.batched_generation import generate_in_batches
 from ..musetalk.musetalk_input import CROP_SIZE, lower_half_blanked
+from ..motion_adapter.motion_patch import MotionPatch
 from ..musetalk.vae_codec import LatentCodec
 from ..runtime import Runtime
 
@@ -47,6 +48,8 @@ def generate_mouths(
     crop_indices: list[int] | None = None,
     identity: IdentityPatch | None = None,
     frame_names: Callable[[list[int]], str] | None = None,
+    motion: MotionPatch | None = None,
+    motion_frames: Callable[[list[int]], list[int]] | None = None,
 ) -> torch.Tensor:
     """crops [N, 256, 256, 3] in 0..1 (CPU) -> generated crops [M, 256, 256, 3] float32 on the CPU.
 
@@ -56,6 +59,7 @@ def generate_mouths(
     `identity`: an UnAvgLip identity applied to the UNet for this call only.
     `frame_names(frame_indices)`: how messages name a batch's frames (default "frames 0-7"), e.g. the video's own
     frame numbers when these crops are one chunk of it.
+    `motion`: a motion adapter and lip motion; output frame k follows motion frame `motion_frames([k])` (default k).
     """
     runtime = runtime or Runtime()
     check_crops(crops)
@@ -66,8 +70,10 @@ def generate_mouths(
     frame_names = frame_names or _frame_range
 
     def generate_batch(indices: list[int]) -> torch.Tensor:
-        return _generate_batch(unet, codec, crops[[crop_indices[k] for k in indices]], audio_tokens_for(indices),
-                               fixed_reference, identity, lambda: frame_names(indices), runtime.log)
+        moved = nullcontext() if motion is None else motion.for_frames(unet, (motion_frames or list)(indices))
+        with moved:
+            return _generate_batch(unet, codec, crops[[crop_indices[k] for k in indices]], audio_tokens_for(indices),
+                                   fixed_reference, identity, lambda: frame_names(indices), runtime.log)
 
     with identity.applied(unet) if identity is not None else nullcontext():
         return generate_in_batches(generate_batch, len(crop_indices), batch_size, runtime)

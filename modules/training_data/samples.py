@@ -31,6 +31,7 @@ class Batch:
     embeddings: torch.Tensor  # [B, n_cond, 512] (zeros where dropped)
     target_embeddings: torch.Tensor  # [B, T, 512] each target frame's own (NaN: none)
     target_affines: torch.Tensor  # [B, T, 2, 3]
+    target_landmarks: torch.Tensor  # [B, T, 68, 2] each target crop's landmarks in its pixels (NaN: not kept)
 
 
 def window_starts(clip: Clip, part: str, frames: int) -> np.ndarray:
@@ -69,7 +70,7 @@ class SampleDrawer:
 
     def draw(self, rng: np.random.Generator, batch_size: int) -> Batch:
         items = [self._item(self.clips[int(rng.integers(len(self.clips)))], rng) for _ in range(batch_size)]
-        return Batch(*(torch.stack([item[i] for item in items]) for i in range(7)))
+        return Batch(*(torch.stack([item[i] for item in items]) for i in range(8)))
 
     def _item(self, clip: Clip, rng: np.random.Generator):
         starts = self.starts[clip.name]
@@ -81,10 +82,14 @@ class SampleDrawer:
         tokens = frame_features(self.features[clip.name], source_frames, clip.fps)
         mel = torch.from_numpy(np.array(mel_window(clip.mel, source_frames[0] / clip.fps))).unsqueeze(0)
         embeddings = self._identity(clip, rng)
+        landmarks = (torch.from_numpy(clip.landmarks[window]) if clip.landmarks is not None
+                     else torch.full((self.frames, 68, 2), float("nan")))
         return (crops(window), crops(list(range(reference, reference + self.frames))), tokens, mel, embeddings,
-                torch.from_numpy(clip.embeddings[window]), torch.from_numpy(clip.affines[window]))
+                torch.from_numpy(clip.embeddings[window]), torch.from_numpy(clip.affines[window]), landmarks)
 
     def _identity(self, clip: Clip, rng: np.random.Generator) -> torch.Tensor:
+        if self.n_cond == 0:  # a trainer that needs no identity (the motion adapter): draw nothing for it
+            return torch.zeros((0, 512))
         low, high = (0, clip.split) if self.part == "train" else (clip.split, len(clip.frames))
         usable = np.nonzero(np.isfinite(clip.embeddings[low:high]).all(1))[0] + low
         if len(usable) == 0:  # this part has no ArcFace face: take the clip's others (same person)
