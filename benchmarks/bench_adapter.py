@@ -1,9 +1,10 @@
-"""What the UnAvgLip identity adapter costs: the full-size MuseTalk UNet pass and the whole core per frame, with
-the adapter off and on (full-size random adapter: rank-128 LoRA on 32 layers, ID-CrossAttn on 16, 4 ID tokens).
+"""What the UnAvgLip identity adapter and the motion adapter cost: the full-size MuseTalk UNet pass and the whole
+core per frame, with each adapter off and on (full-size random identity adapter: rank-128 LoRA on 32 layers,
+ID-CrossAttn on 16, 4 ID tokens; the motion adapter: its landmark encoder and the FiLM of conv_in's 320 channels).
 
     python benchmarks/bench_adapter.py [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--batch 1,4] [--repeats N]
 
-DESIGN.md section 6 goal: adapter on at most 5% slower than off.
+Goals: the identity adapter at most 5% slower than off (DESIGN.md section 6), the motion adapter at most 10%.
 """
 
 import argparse
@@ -21,6 +22,18 @@ from modules.demo.random_models import unavglip_checkpoint_state  # noqa: E402
 from modules.identity.adapter_file import load_identity_adapter  # noqa: E402
 from modules.identity.identity_patch import IdentityPatch  # noqa: E402
 from modules.families.musetalk_inference import generate_mouths, predict_latents  # noqa: E402
+from modules.motion.lip_motion import LipMotion  # noqa: E402
+from modules.motion.motion_file import DEFAULT_ANCHOR, DEFAULT_NEUTRAL  # noqa: E402
+from modules.motion_adapter.motion_adapter import MotionAdapter, MotionAdapterSettings  # noqa: E402
+from modules.motion_adapter.motion_patch import MotionPatch  # noqa: E402
+
+
+def random_motion_patch(unet, frames: int) -> MotionPatch:
+    adapter = MotionAdapter(MotionAdapterSettings(int(unet.conv_in.out_channels)))
+    torch.nn.init.normal_(adapter.to_film.weight, std=0.01)
+    neutral = DEFAULT_NEUTRAL + torch.linspace(-0.6, 0.6, len(DEFAULT_NEUTRAL))[:, None].numpy()
+    offsets = torch.randn(frames, len(DEFAULT_NEUTRAL), 2).mul(0.05).numpy()
+    return MotionPatch(adapter, LipMotion(offsets, neutral, 25.0, DEFAULT_ANCHOR))
 
 
 def full_size_adapter(unet, device, dtype):
@@ -66,11 +79,13 @@ def main() -> int:
             with patch.applied(unet):
                 return predict_latents(unet, latents, tokens, patch)
 
-        def core(identity):
+        def core(identity, motion=None):
             return lambda: generate_mouths(unet, codec, crops, lambda idx: tokens[idx].cpu(), batch_size=batch,
-                                           identity=identity)
+                                           identity=identity, motion=motion)
 
-        for stage, off, on in (("unet_step", unet_off, unet_on), ("core", core(None), core(patch))):
+        motion = random_motion_patch(unet, batch)
+        for stage, off, on in (("unet_step", unet_off, unet_on), ("core", core(None), core(patch)),
+                               ("core, motion adapter", core(None), core(None, motion))):
             # Interleaved off/on rounds, so drifting clocks or a busy machine affect both alike.
             times_off, times_on = [], []
             for _ in range(args.repeats):

@@ -1,8 +1,10 @@
 """Time per frame of each score on the CPU (or CUDA): SSIM/PSNR at 256x256 and at 720p, face detection with
 landmarks and ArcFace (the insightface stand-in pack of the tests: small ONNX files, so this times insightface's
 own pre/post-processing, not the real networks), SyncNet (full size, random weights in the published layout:
-the real cost), LPIPS of the mouth (the lpips package's AlexNet at full size, random weights: the real cost), and the
-bookkeeping of landmark distance and the silence check. Each row also in seconds per minute of 25 fps video.
+the real cost), LPIPS of the mouth (the lpips package's AlexNet at full size, random weights: the real cost), the
+bookkeeping of landmark distance and the silence check, the drift windows and the worst / best frames kept for the
+report. Each row also in seconds per minute of 25 fps video; then what is done once per dub: the drift plot and the
+HTML report.
 
     python benchmarks/bench_eval.py [--frames 50] [--device cpu|cuda]
 """
@@ -24,10 +26,15 @@ import insightface_standins as standins  # noqa: E402
 from modules.demo.demo_media import speech_like_signal  # noqa: E402
 from modules.demo.random_loss_models import write_alexnet_features  # noqa: E402
 from modules.demo.random_models import write_syncnet  # noqa: E402
+from modules.evaluation.drift import DubDrift  # noqa: E402
 from modules.evaluation.dub_scores import DubScorer  # noqa: E402
+from modules.evaluation.html_report import write_html_report  # noqa: E402
 from modules.evaluation.image_similarity import ssim_psnr  # noqa: E402
 from modules.evaluation.lip_sync_error import LipSyncStream, sync_crops  # noqa: E402
 from modules.evaluation.lpips_network import load_lpips, lpips_per_image, mouth_regions  # noqa: E402
+from modules.evaluation.moments import WorstAndBest  # noqa: E402
+from modules.evaluation.plots import plot_drift, plot_scores  # noqa: E402
+from modules.evaluation.scoring import score_frames  # noqa: E402
 from modules.evaluation.syncnet import load_syncnet  # noqa: E402
 from modules.face.face_analysis import load_face_analysis  # noqa: E402
 
@@ -78,12 +85,48 @@ def main() -> None:
         lpips_per_image(network, mouth_regions(faces, boxes), mouth_regions(faces[::-1], boxes))
     lpips_mouth()  # warm-up
     rows.append((f"LPIPS of the mouth (AlexNet, 128x64 regions, {args.device})", timed(lpips_mouth, n)))
+    minute = 25 * 60  # the drift is bookkeeping: timed over a minute of per-frame values, fed as scoring feeds it
+    values = {"identity_cosine": rng.uniform(0.5, 1, minute), "ssim": rng.uniform(0.5, 1, minute)}
+
+    def drift_minute():
+        drift = DubDrift(25.0)
+        for start in range(0, minute, 16):
+            drift.add(start, {name: series[start:start + 16] for name, series in values.items()})
+        drift.report({name: {"computed": True} for name in values})
+    rows.append(("drift windows of identity + SSIM (5 s), with the slopes", timed(drift_minute, minute)))
+
+    def worst_and_best():  # every chunk a new extreme: the most copying there can be
+        moments = WorstAndBest()
+        for start in range(0, len(frames_720p), 4):
+            rising = {name: np.arange(start, start + 4, dtype=np.float64) for name in values}
+            moments.add(start, rising, frames_720p[start:start + 4], frames_720p[start:start + 4])
+    rows.append(("worst / best frames kept for the report (1280x720, at most)", timed(worst_and_best,
+                                                                                      len(frames_720p))))
     width = max(len(name) for name, _ in rows)
     print(f"{n} frames, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'score'.ljust(width)}  ms/frame  s per video minute (25 fps)")
     for name, milliseconds in rows:
-        print(f"{name.ljust(width)}  {milliseconds:8.2f}  {milliseconds * 25 * 60 / 1000:8.1f}")
+        print(f"{name.ljust(width)}  {milliseconds:8.3f}  {milliseconds * 25 * 60 / 1000:8.2f}")
+    once_per_dub(folder, faces, speech, analysis, syncnet, args.device, width)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def once_per_dub(folder, faces, speech, analysis, syncnet, device, width: int) -> None:
+    """The drift plot and the HTML report of a scored dub (the faces against themselves reversed, 1 s windows)."""
+    moments = WorstAndBest()
+    summary = score_frames(faces, 25.0, faces[::-1], speech, analysis, syncnet, device=device, drift_seconds=1.0,
+                           moments=moments)
+    plots = [("Per-frame scores", plot_scores({"dub": summary}))]
+    started = time.perf_counter()
+    plots.append(("Drift", plot_drift({"dub": summary})))
+    drift_plot = time.perf_counter() - started
+    started = time.perf_counter()
+    write_html_report(os.path.join(folder, "report.html"), {"dub": summary}, plots, moments)
+    report = time.perf_counter() - started
+    images = 2 + sum(1 + (kept["original"] is not None) for _, _, kept in moments.moments())
+    print(f"{'once per dub'.ljust(width)}  seconds")
+    print(f"{'drift plot (3 panels)'.ljust(width)}  {drift_plot:8.2f}")
+    print(f"{f'HTML report ({images} images as base64 PNG)'.ljust(width)}  {report:8.2f}")
 
 
 if __name__ == "__main__":

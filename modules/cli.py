@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .compile_mode import COMPILE_MODES
+from .evaluation.drift import DEFAULT_WINDOW_SECONDS
 from .video.overlap import OVERLAP_CHOICES
 from .errors import UnAvgLipError
 from .face.paste_back import MASKLESS_MODES, PARSING_MODES
@@ -34,7 +35,7 @@ from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
 from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
 from .precision import DTYPE_NAMES, compute_dtype
 from .commands.training_commands import add_training_commands
-from .commands.motion_commands import add_motion_commands
+from .commands.motion_commands import add_dub_motion_arguments, add_motion_commands, dub_motion
 from .commands.wav2lip_commands import add_wav2lip_commands
 
 
@@ -173,6 +174,9 @@ def load_dub_models(found: dict, args, device):
     from .musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
 
     if args.version == "wav2lip" or args.model:
+        if args.motion_model:
+            raise UnAvgLipError("--motion-model drives MuseTalk's mouths through a motion adapter; Wav2Lip models "
+                                "take none. Dub with MuseTalk (--version v1.0 / v1.5) for lip motion.")
         return _wav2lip_models(found, args, device)
     unet_path = found["lipsync model"] if args.version == "auto" else found[f"MuseTalk {args.version}"]
     if args.adapter and args.version == "auto" and found.get("MuseTalk v1.0"):
@@ -189,6 +193,7 @@ def load_dub_models(found: dict, args, device):
     family = MuseTalkFamily(base, DiffusersVAECodec(vae), load_whisper_encoder(found["audio encoder"]).to(device))
     if args.adapter:
         family.identity = load_identity(args, analysis, device, dtype)
+    family.motion = dub_motion(args, analysis, device)
     family.compile(args.compile)
     models = DubModels(family=family, face_analysis=analysis, face_parser=face_parser)
     return models
@@ -281,7 +286,9 @@ def run_eval(args) -> int:
     from .audio.audio_file import load_audio_file
     from .audio.speech_input import mono_16k
     from .evaluation.dub_scores import to_json
-    from .evaluation.plots import plot_scores, summary_table
+    from .evaluation.html_report import write_html_report
+    from .evaluation.moments import WorstAndBest
+    from .evaluation.plots import plot_drift, plot_scores, summary_table
     from .evaluation.scoring import score_video_files
     from .evaluation.syncnet import FILE_NAME, load_syncnet
     from .face.face_analysis import load_face_analysis
@@ -315,27 +322,45 @@ def run_eval(args) -> int:
         references = read_embedding_file(args.identity_file)
     elif args.reference:
         if analysis is None:
-            raise UnAvgLipError("--reference needs the face analysis: give --models-dir with insightface/models/buffalo_l.")
+            raise UnAvgLipError("--reference needs the face analysis: give --models-dir with "
+                                "insightface/models/buffalo_l.")
         references = embeddings_from_images(analysis, reference_images(args.reference))
+    moments = WorstAndBest() if args.report else None  # the few frames the report shows, kept while streaming
     summary = score_video_files(args.video, speech, args.original, analysis, syncnet, references, device,
-                                on_progress=ProgressLine("scoring").update, lpips=lpips_network)
+                                on_progress=ProgressLine("scoring").update, lpips=lpips_network,
+                                drift_seconds=args.drift_window, moments=moments)
     summary["inputs"] = {"video": args.video, "audio": args.audio, "original": args.original,
                          "reference": args.reference, "syncnet": syncnet_path if syncnet else None}
-    print(summary_table({os.path.basename(args.video): summary}))
+    label = os.path.basename(args.video)
+    print(summary_table({label: summary}))
     if "original_aligned" in summary:
         print(f"  note: {summary['original_aligned']}")
     for name, entry in summary["metrics"].items():
         if not entry["computed"]:
             print(f"  {name}: not computed ({entry['why']})")
+    print_drift(summary["drift"])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             handle.write(to_json(summary))
         print(f"Wrote {args.json}")
-    if args.plot:
-        if not cv2.imwrite(args.plot, plot_scores({os.path.basename(args.video): summary})[:, :, ::-1]):
+    plots = []
+    if args.plot or args.report:
+        plots = [("Per-frame scores", plot_scores({label: summary})), ("Drift", plot_drift({label: summary}))]
+    if args.plot:  # the per-frame curves with the drift panels below them, one image
+        if not cv2.imwrite(args.plot, np.concatenate([image for _, image in plots])[:, :, ::-1]):
             raise UnAvgLipError(f"Cannot write the plot {args.plot}; give a .png path in a folder that exists.")
         print(f"Wrote {args.plot}")
+    if args.report:
+        write_html_report(args.report, {label: summary}, plots, moments, title=f"Scores of {label}")
+        print(f"Wrote {args.report}")
     return 0
+
+
+def print_drift(drift: dict) -> None:
+    print(f"drift over windows of {drift['window_seconds']:g} s:")
+    for name, entry in drift["metrics"].items():
+        print(f"  {name}: {entry['says']} ({len(entry['windows'])} windows)" if entry["computed"]
+              else f"  {name}: not computed ({entry['why']})")
 
 
 # ---- check, convert ----
@@ -373,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5", "wav2lip"],
                      help="the lip-sync model: MuseTalk (auto: v1.5 first) or lipsync/wav2lip_gan.pth")
     dub.add_argument("--model", help="a lip-sync model file to use instead (e.g. a trained LPIPS-AttnWav2Lip)")
+    add_dub_motion_arguments(dub)
     dub.add_argument("--length-policy", default=PAD_AUDIO, choices=LENGTH_POLICIES)
     dub.add_argument("--paste-mode", default="lower_face", choices=MASKLESS_MODES)
     dub.add_argument("--batch-size", type=int, default=8)
@@ -409,7 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l (and "
                                                "lpips/alexnet-owt-7be5be79.pth: LPIPS of the mouth)")
     evaluate.add_argument("--json", help="write every metric and per-frame curve here")
-    evaluate.add_argument("--plot", help="write the per-frame plot here (.png)")
+    evaluate.add_argument("--plot", help="write the per-frame plot, with the drift below it, here (.png)")
+    evaluate.add_argument("--report", help="write one self-contained HTML page here: tables, plots, the frames of "
+                                           "the worst and best moments, what was not computed")
+    evaluate.add_argument("--drift-window", type=float, default=DEFAULT_WINDOW_SECONDS, metavar="SECONDS",
+                          help="length of the windows the drift is scored over (default %(default)g s)")
     evaluate.add_argument("--cpu", action="store_true")
     check = commands.add_parser("check", help="list which model files are present")
     check.add_argument("--models-dir", required=True)

@@ -17,7 +17,7 @@ from ..modules.errors import FrameInputError, SettingError
 from ..modules.evaluation.dub_scores import to_json
 from ..modules.evaluation.lpips_network import FILE_NAME as LPIPS_FILE
 from ..modules.evaluation.lpips_network import load_lpips
-from ..modules.evaluation.plots import plot_scores, summary_table
+from ..modules.evaluation.plots import SORT_AS_GIVEN, SORT_CHOICES, plot_scores, sort_versions, summary_table
 from ..modules.evaluation.scoring import score_frames
 from ..modules.evaluation.syncnet import load_syncnet
 from ..modules.identity.identity_embeddings import embeddings_from_images
@@ -146,9 +146,9 @@ class EvaluateDub(io.ComfyNode):
             cls,
             category=CATEGORY,
             description=("Scores generated frames: identity (ArcFace cosine), SSIM / PSNR (whole and mouth half), "
-                         "LSE-C / LSE-D (SyncNet), mouth landmark distance, LPIPS of the mouth, mouth opening on silent "
-                         "speech. Metrics "
-                         "whose input or model is missing are reported as not computed, with the reason."),
+                         "LSE-C / LSE-D (SyncNet), mouth landmark distance, LPIPS of the mouth, mouth opening on "
+                         "silent speech. Metrics whose input or model is missing are reported as not computed, with "
+                         "the reason."),
             inputs=[io.Image.Input("generated", tooltip="The dubbed frames (or generated crops)."), fps_input(),
                     *optional_inputs()],
             outputs=[
@@ -176,13 +176,19 @@ class CompareDubs(io.ComfyNode):
             cls,
             category=CATEGORY,
             description=("Scores two to four versions of one dub (adapter A vs adapter B vs none, two strengths, v1.0 "
-                         "vs v1.5) with the same original, speech and models: one table, one plot."),
+                         "vs v1.5) with the same original, speech and models: one table, one plot; sort_by orders "
+                         "them best first by a metric."),
             inputs=[
                 io.Image.Input("version_1"), io.Image.Input("version_2"), fps_input(),
                 io.String.Input("labels", default="first, second, third, fourth",
                                 tooltip="Names of the versions, comma-separated, in order."),
                 io.Image.Input("version_3", optional=True), io.Image.Input("version_4", optional=True),
                 *optional_inputs(),
+                io.Combo.Input("sort_by", options=list(SORT_CHOICES), default=SORT_AS_GIVEN, optional=True,
+                               tooltip="Order the versions best first by this metric: higher is better for lse_c, "
+                                       "identity, SSIM and PSNR, lower for lse_d, lmd_px, lpips_mouth and the "
+                                       "mouth opening in silence, nearer 0 for av_offset_frames; versions without "
+                                       "it go last. 'as given' keeps the order of the inputs."),
             ],
             outputs=[io.String.Output(display_name="table"), io.Image.Output(display_name="plot"),
                      io.String.Output(display_name="metrics_json")],
@@ -190,14 +196,15 @@ class CompareDubs(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, version_1, version_2, fps, labels, version_3=None, version_4=None, **optional) -> io.NodeOutput:
+    def execute(cls, version_1, version_2, fps, labels, version_3=None, version_4=None, sort_by=SORT_AS_GIVEN,
+                **optional) -> io.NodeOutput:
         versions = [v for v in (version_1, version_2, version_3, version_4) if v is not None]
         names = [name.strip() for name in labels.split(",") if name.strip()]
         names += [f"version {i + 1}" for i in range(len(names), len(versions))]
         if len(set(names[:len(versions)])) < len(versions):
             raise SettingError(f"labels must name each version differently; got {names[:len(versions)]}.")
-        summaries = {name: score_version(frames, fps, node_id_of(cls), **optional)
-                     for name, frames in zip(names, versions)}
+        summaries = sort_versions({name: score_version(frames, fps, node_id_of(cls), **optional)
+                                   for name, frames in zip(names, versions)}, sort_by)
         table = summary_table(summaries)
         logger.info("UnAvgLip Compare Dubs:\n%s", table)
         return io.NodeOutput(table, plot_image(summaries), to_json(summaries))

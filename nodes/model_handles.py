@@ -1,6 +1,7 @@
 """What our loader nodes output: ComfyUI ModelPatchers plus what the sampler must know about the model.
 
-UNAVGLIP_MODEL: a MuseTalk UNet (its version decides the audio features), perhaps with an identity applied.
+UNAVGLIP_MODEL: a MuseTalk UNet (its version decides the audio features), perhaps with an identity and a motion
+adapter applied.
 UNAVGLIP_WHISPER: the Whisper-tiny encoder. UNAVGLIP_ADAPTER: an UnAvgLip identity adapter. UNAVGLIP_IDENTITY:
 ArcFace embeddings of a person and the identity tokens an adapter made of them. All are plain objects.
 """
@@ -72,11 +73,19 @@ class AppliedIdentity:
 
 
 @dataclass(frozen=True)
+class AppliedMotion:
+    adapter: comfy.model_patcher.ModelPatcher  # wraps a modules.motion_adapter.motion_adapter.MotionAdapter
+    motion: object  # modules.motion.lip_motion.LipMotion
+    strength: float
+
+
+@dataclass(frozen=True)
 class LipSyncModel:
     patcher: comfy.model_patcher.ModelPatcher
     version: str  # MuseTalk's v1.0 / v1.5; for the Wav2Lip family its kind
     source: str
     identity: AppliedIdentity | None = None
+    motion: AppliedMotion | None = None
     family: str = "musetalk"  # or "wav2lip" / "attn_wav2lip" (modules.wav2lip.wav2lip_file's kinds)
 
     @property
@@ -118,9 +127,13 @@ def load_family(lipsync_model: LipSyncModel, audio_encoder: WhisperHandle | None
         raise SettingError(f"MuseTalk needs the {' and the '.join(missing)} input{'s' if len(missing) > 1 else ''}: "
                            "connect the sd-vae-ft-mse VAE (core Load VAE) and Load Whisper Audio Encoder. (Wav2Lip "
                            "models need neither.)")
-    applied = lipsync_model.identity
-    patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else [])
-    unet, encoder, *adapter = load_to_device(*patchers)
+    from ..modules.motion_adapter.motion_patch import MotionPatch
+
+    applied, moved = lipsync_model.identity, lipsync_model.motion
+    patchers = [lipsync_model.patcher, audio_encoder.patcher] + ([applied.adapter.patcher] if applied else []) + (
+        [moved.adapter] if moved else [])
+    unet, encoder, *adapters = load_to_device(*patchers)
     base = LipSyncUNet(unet=unet, version=lipsync_model.version, source=lipsync_model.source)
-    identity = IdentityPatch(adapter[0], applied.tokens, applied.id_scale, applied.lora_scale) if applied else None
-    return MuseTalkFamily(base, codec, encoder, identity)
+    identity = IdentityPatch(adapters[0], applied.tokens, applied.id_scale, applied.lora_scale) if applied else None
+    motion = MotionPatch(adapters[-1], moved.motion, moved.strength) if moved else None
+    return MuseTalkFamily(base, codec, encoder, identity, motion)

@@ -29,6 +29,10 @@ NODES = (  # (node id, module, class, display name); ids never change: saved wor
     ("UnAvgLip_SpeechToLipMotion", "motion_nodes", "SpeechToLipMotion", "Speech to Lip Motion (UnAvgLip)"),
     ("UnAvgLip_DrawLipMotion", "motion_nodes", "DrawLipMotion", "Draw Lip Motion (UnAvgLip)"),
     ("UnAvgLip_TrainLipMotion", "motion_training_node", "TrainLipMotion", "Train Lip Motion (UnAvgLip)"),
+    ("UnAvgLip_MotionAdapterLoader", "motion_adapter_nodes", "MotionAdapterLoader",
+     "Load Motion Adapter (UnAvgLip)"),
+    ("UnAvgLip_ApplyLipMotion", "motion_adapter_nodes", "ApplyLipMotion", "Apply Lip Motion (UnAvgLip)"),
+    ("UnAvgLip_TrainMotionAdapter", "motion_training_node", "TrainMotionAdapter", "Train Motion Adapter (UnAvgLip)"),
 )
 
 

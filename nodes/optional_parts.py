@@ -23,7 +23,8 @@ OPTIONAL_PARTS = (
     OptionalPart("scoring", SCORING_PACKAGES, ("evaluation_nodes",)),
     # Training validates with the scores, plots its losses and reads ArcFace from its ONNX graph.
     # Lip motion: Wav2Lip's mel (scipy's filter) and the motion plot (matplotlib).
-    OptionalPart("motion", (("scipy", "scipy"), ("matplotlib", "matplotlib")), ("motion_nodes",)),
+    OptionalPart("motion", (("scipy", "scipy"), ("matplotlib", "matplotlib")), ("motion_nodes",
+                                                                                "motion_adapter_nodes")),
     OptionalPart("training", SCORING_PACKAGES + (("onnx", "onnx"),), ("training_nodes", "loss_model_nodes",
                                                                         "wav2lip_training_node",
                                                                         "motion_training_node")),

@@ -32,7 +32,7 @@ from modules.demo.random_models import (
 )
 from media_fixtures import write_audio
 from modules.demo.random_loss_models import write_lipsync_expert, write_vgg19
-from modules.demo.random_motion import write_motion_model
+from modules.demo.random_motion import write_motion_adapter, write_motion_model
 from modules.demo.random_wav2lip import write_attn_wav2lip, write_wav2lip
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
@@ -46,6 +46,7 @@ FACE_BOX = (100, 60, 196, 156)  # the stand-in face in frame 0 of talking_face.m
 FACELESS_FRAME = 3
 ATTN_WAV2LIP_FILE = "my_attn_wav2lip/my_attn_wav2lip_002000_steps.safetensors"  # what the workflows load
 MOTION_FILE = "my_lip_motion/style_motion_003000_steps.safetensors"  # what Train Lip Motion's defaults write
+MOTION_ADAPTER_FILE = "my_motion_adapter/my_motion_adapter_002000_steps.safetensors"  # Train Motion Adapter's
 
 
 def sd_vae_ft_mse_random(seed: int = 0):
@@ -123,6 +124,7 @@ def running_server(base):
     write_wav2lip(str(models / "lipsync" / "wav2lip_gan.pth"))
     write_attn_wav2lip(str(models / "lipsync" / ATTN_WAV2LIP_FILE))
     write_motion_model(str(models / "unavglip_motion" / MOTION_FILE))
+    write_motion_adapter(str(models / "unavglip_motion" / MOTION_ADAPTER_FILE), base_unet.conv_in.out_channels)
     write_openai_whisper(str(models / "audio_encoders" / "tiny.pt"))
     write_syncnet(str(models / "syncnet" / "syncnet_v2.model"), seed=0)
     write_lipsync_expert(str(models / "syncnet" / "lipsync_expert.pth"))

@@ -41,7 +41,8 @@ OUR_NODES = ["UnAvgLip_LoadAudio", "UnAvgLip_LipSyncModelLoader", "UnAvgLip_Whis
              "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader", "UnAvgLip_SyncExpertLoader",
              "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_LPIPSLoader", "UnAvgLip_TrainWav2Lip",
              "UnAvgLip_MotionModelLoader", "UnAvgLip_SpeechToLipMotion", "UnAvgLip_DrawLipMotion",
-             "UnAvgLip_TrainLipMotion"]
+             "UnAvgLip_TrainLipMotion", "UnAvgLip_MotionAdapterLoader", "UnAvgLip_ApplyLipMotion",
+             "UnAvgLip_TrainMotionAdapter"]
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
@@ -152,7 +153,8 @@ def audio_seconds(path) -> float:
                                         ("unavglip_dub_wav2lip", (320, 240)),
                                         ("unavglip_compare_families", (960, 240)),  # MuseTalk, Wav2Lip, Attn
                                         ("unavglip_lipsync_face_crops", (256, 256)),
-                                        ("unavglip_speech_to_lip_motion", (256, 256))])  # motion drawn on crops
+                                        ("unavglip_speech_to_lip_motion", (256, 256)),  # motion drawn on crops
+                                        ("unavglip_dub_with_style", (960, 240))])  # base, identity, + style
 def test_example_workflows_run_end_to_end(server, workflow_run, name, size):
     """The shipped workflows on stand-in models: one output frame per input frame (length policy: pad the audio),
     the input's size, and the new speech as the sound track, which Create Video cuts to the frames' length."""
@@ -233,6 +235,20 @@ def test_two_adapters_give_two_different_halves(workflow_run):
     # Grey levels (measured: 1.5-1.7 in the face, 0 elsewhere); different adapters draw different mouths.
     assert min(face_difference) > 0.5, face_difference
     assert background_difference < 0.25 and faceless_difference < 0.25, (background_difference, faceless_difference)
+
+
+def test_dub_with_style_moves_the_mouths_only_where_the_motion_is_applied(workflow_run):
+    """Base | identity | identity + style: the lip motion (a random motion adapter at strength 1) changes the
+    mouths of the third against the second, and nothing outside the faces."""
+    _, _, video = workflow_run("unavglip_dub_with_style")
+    frames = decode_video(video)
+    assert frames.shape == (6, 240, 960, 3)
+    identity, styled = frames[:, :, 320:640], frames[:, :, 640:]
+    with_face = [i for i in range(len(frames)) if i != FACELESS_FRAME]
+    face_difference = [np.abs(face_region(identity, i) - face_region(styled, i)).mean() for i in with_face]
+    background_difference = np.abs(identity[:, :40].astype(np.float32) - styled[:, :40].astype(np.float32)).mean()
+    assert min(face_difference) > 0.5, face_difference
+    assert background_difference < 0.25, background_difference
 
 
 def sampler_images(server, prompt: dict, prefix: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """`unavglip eval`: a dubbed video and its original, scored from files with the real loaders (stand-in insightface
-pack, random-weight SyncNet in the published format): the table, the JSON, the plot; and what it says when a model
-or an input is missing or wrong."""
+pack, random-weight SyncNet in the published format): the table, the JSON, the plot, the drift, the HTML report;
+and what it says when a model or an input is missing or wrong."""
 
 import json
 
@@ -93,3 +93,26 @@ def test_eval_identity_from_an_embedding_file(tmp_path, capsys):
                  str(out_json)]) == 0
     identity = json.loads(out_json.read_text())["metrics"]["identity_cosine"]
     assert identity["computed"] and identity["frames"] == FRAMES and identity["value"] > 0.9
+
+
+def test_eval_report_is_one_self_contained_html_page_with_the_drift(tmp_path, capsys):
+    """--report: the table, the plots and the worst and best frames as base64 PNG, what was not computed; nothing
+    fetched from elsewhere. --drift-window: the drift in the JSON and the printout."""
+    models = write_inputs(tmp_path)
+    report, out_json = tmp_path / "report.html", tmp_path / "s.json"
+    assert main(["eval", "--video", str(tmp_path / "dub.mp4"), "--audio", str(tmp_path / "speech.wav"),
+                 "--original", str(tmp_path / "in.mp4"), "--models-dir", str(models), "--report", str(report),
+                 "--json", str(out_json), "--drift-window", "0.2", "--cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "drift over windows of 0.2 s:" in printed and "identity_cosine: identity " in printed
+    drift = json.loads(out_json.read_text())["drift"]
+    assert drift["window_seconds"] == 0.2
+    assert [w["start_s"] for w in drift["metrics"]["ssim"]["windows"]] == [0.0, 0.2, 0.4]
+    assert all(drift["metrics"][name]["computed"] for name in ("identity_cosine", "ssim", "lse_c"))
+    page = report.read_text(encoding="utf-8")
+    assert '<table id="scores">' in page and "lmd_px" in page and '<table id="drift">' in page
+    assert page.count("data:image/png;base64,") == 2 + 4 * 2  # two plots; dub and original at 4 moments
+    missing = page[page.index('id="not-computed"'):]
+    assert "mouth_opening_in_silence: no silent stretch" in missing  # the speech never stops
+    assert "http://" not in page.lower() and "https://" not in page.lower()
+    assert "<script" not in page and "<link" not in page

@@ -85,6 +85,12 @@ def test_compare_gives_one_table_for_all_versions_and_says_what_is_missing(comfy
     assert summaries["adapter"]["metrics"]["ssim"]["value"] < 1.0
     assert summaries["base"]["metrics"]["lse_c"] == {"computed": False,
                                                      "why": "no SyncNet given (models/syncnet/syncnet_v2.model)"}
+    with torch.inference_mode():  # sort_by: best SSIM first, in the table, the plot and the JSON
+        table, _, metrics_json = node["CompareDubs"].execute(
+            frames(comfy, standins, 5), frames(comfy, standins, 0), 25.0, "moved, same",
+            original=frames(comfy, standins, 0), sort_by="ssim")
+    assert table.splitlines()[0].split() == ["metric", "same", "moved"] and list(json.loads(metrics_json)) == [
+        "same", "moved"]
     with pytest.raises(comfy["errors"].SettingError, match="differently"):
         node["CompareDubs"].execute(frames(comfy, standins, 0), frames(comfy, standins, 0), 25.0, "same, same")
     with pytest.raises(comfy["errors"].FrameInputError, match="same size"):

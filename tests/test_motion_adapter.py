@@ -66,7 +66,7 @@ def test_the_mouth_follows_a_given_motion_that_contradicts_the_clip(setup, tmp_p
                                   QUIET)
     adapter = load_motion_adapter(result.path)[0]  # as a user gets it: from its file
     drawer, rng = SampleDrawer(data, 1, 0, 0.0, "validation"), np.random.default_rng(3)
-    base_errors, adapter_errors, changes, wanted_changes = [], [], [], []
+    base_errors, adapter_errors, changes, wanted_changes, openings = [], [], [], [], []
     region = (slice(None), slice(None), *MOUTH_LATENTS)
     with torch.no_grad():
         for _ in range(3):
@@ -80,6 +80,7 @@ def test_the_mouth_follows_a_given_motion_that_contradicts_the_clip(setup, tmp_p
             for name, network, points in (("base", None, given), ("given", adapter, given), ("own", adapter, own)):
                 batch.target_landmarks = points
                 made[name] = forward(base.unet, vae, network, batch, torch.device("cpu"), decode=False)[0]
+            openings.append([measured_opening(vae, made[name]) for name in ("base", "given")] + [1.0 - opening])
             base_errors.append(float((made["base"] - wanted["given"])[region].abs().mean()))
             adapter_errors.append(float((made["given"] - wanted["given"])[region].abs().mean()))
             changes.append((made["given"] - made["own"])[region].flatten())
@@ -87,9 +88,22 @@ def test_the_mouth_follows_a_given_motion_that_contradicts_the_clip(setup, tmp_p
     follows = float(torch.corrcoef(torch.stack([torch.cat(changes), torch.cat(wanted_changes)]))[0, 1])
     print(f"\nmouth latent error against the given motion's mouth: base {np.mean(base_errors):.3f}, adapter "
           f"{np.mean(adapter_errors):.3f}; correlation of the change with the wanted change {follows:.2f}")
+    measured = np.concatenate([np.stack(batch, 1) for batch in openings])  # [frames, (base, motion, given)]
+    lmd = {name: float(np.abs(measured[:, column] - measured[:, 2]).mean()) * 40 for name, column in
+           (("audio only (base)", 0), ("motion-driven", 1))}
+    print("mouth opening against the given motion (inner-lip gap, crop pixels):", lmd)
+    assert lmd["motion-driven"] < 0.5 * lmd["audio only (base)"]
     assert np.mean(adapter_errors) < 0.5 * np.mean(base_errors)
     assert follows > 0.6  # measured 0.76 after 220 steps
     assert result.history[-1]["total"] < 0.5 * result.history[0]["total"]
+
+
+def measured_opening(vae, latents) -> np.ndarray:
+    """The inner-lip gap of decoded synthetic crops, in eye distances (40 px): the dark rows of the mouth's middle
+    columns, less the closed mouth's 7 rows (what `mouth_crops` draws for a gap of 0)."""
+    crops = vae.decode(latents).clamp(0, 1)  # [N, 3, 256, 256]
+    middle = crops[:, :, 150:230, 112:144].mean(dim=(1, 3))  # [N, rows]
+    return ((middle < 0.35).sum(dim=1).float().numpy() - 7) / 40
 
 
 def test_an_untrained_adapter_or_strength_zero_is_the_base_model_exactly(setup):

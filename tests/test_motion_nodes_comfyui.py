@@ -104,3 +104,41 @@ def test_the_motion_nodes_refuse_what_they_cannot_use_with_a_message(comfy, prep
     comfy["torch"].save({"weight": comfy["torch"].zeros(2)}, str(comfy["models_dir"] / "unavglip_motion" / "x.pt"))
     with pytest.raises(errors.ModelFileError, match="not a motion model of this pack"):
         run(comfy, "MotionModelLoader", "x.pt")
+
+
+def test_a_motion_adapter_trains_and_the_sampler_follows_the_applied_motion(comfy, prepared):
+    """Train Motion Adapter (2 steps) -> Load Motion Adapter -> Apply Lip Motion on the model (a copy; with an
+    identity too, both stay) -> the sampler's crops differ from the base model's; at strength 0 they are equal."""
+    from test_training_nodes_comfyui import stand_in_vae
+
+    torch = comfy["torch"]
+    vae = stand_in_vae(torch, comfy["module"]("modules.demo.random_models").micro_vae())
+    (model,) = run(comfy, "LipSyncModelLoader", "musetalk/pytorch_model.bin", "auto", "fp32")
+    (whisper,) = run(comfy, "WhisperLoader", "tiny.pt")
+    adapter, name, curve, preview = run(comfy, "TrainMotionAdapter", model, vae, prepared["data"], 2, 1, 1e-2, 1.0,
+                                        1.0, 2.0, 1, 2, 0, False, "moving", unique_id="9")
+    assert name == "moving/moving_000002_steps.safetensors" and curve.shape[0] == 1 and preview.shape[-1] == 3
+    assert name in combo_options(comfy["node"]["MotionAdapterLoader"], "adapter_name")
+    (loaded,) = run(comfy, "MotionAdapterLoader", name)
+    motion_model, *_ = run(comfy, "TrainLipMotion", prepared["data"], "style", 1, 2, 8, 16, 1, 1e-3, 2, 1, 1, 0,
+                           False, "for_adapter", unique_id="4")
+    speech = {"waveform": torch.randn(1, 1, 6400) * 0.1, "sample_rate": 16000}  # 0.4 s: 10 frames
+    motion, _ = run(comfy, "SpeechToLipMotion", motion_model, speech, 25.0, 2, 0, unique_id="5")
+    crops = torch.rand((3, 256, 256, 3), generator=torch.Generator().manual_seed(0))
+
+    def sample(lipsync_model):
+        return run(comfy, "LipSyncSampler", lipsync_model, crops, speech, 25.0, 2, "pad_audio_with_silence",
+                   vae=vae, audio_encoder=whisper)[0]
+
+    plain = sample(model)
+    (moved,) = run(comfy, "ApplyLipMotion", model, loaded, motion, 1.0)
+    assert model.motion is None and moved.motion is not None  # a patched copy
+    assert not torch.equal(sample(moved), plain)
+    (still,) = run(comfy, "ApplyLipMotion", model, loaded, motion, 0.0)
+    assert torch.equal(sample(still), plain)
+    wav2lip = comfy["errors"].SettingError
+    with pytest.raises(wav2lip, match="first layer has"):
+        other = comfy["module"]("modules.motion_adapter.motion_adapter")
+        handle = comfy["module"]("nodes.model_handles").wrap_module(
+            other.MotionAdapter(other.MotionAdapterSettings(channels=7)))
+        run(comfy, "ApplyLipMotion", model, handle, motion, 1.0)

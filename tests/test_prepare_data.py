@@ -140,3 +140,34 @@ def test_the_two_commands_make_an_adapter_the_dub_command_uses(models_dir, tmp_p
                      "v1.0", "--out", str(run), "--steps", "3", "--batch", "1", "--rank", "4", "--n-cond", "2",
                      "--checkpoint-every", "1", "--validate-every", "5", "--resume", "--cpu"]) == 0
     assert (run / "unavglip_adapter_000003_steps.safetensors").is_file()
+
+
+def test_the_motion_commands_train_on_prepared_data_and_dub_with_a_style(models_dir, tmp_path, capsys):
+    """prepare-data -> train-motion and train-adapter --kind motion -> dub --motion-model --motion-adapter
+    --style-reference: the dub differs from the plain one (the mouths follow the predicted motion); the refusals."""
+    from modules.video.video_io import read_all_frames
+
+    video = face_video(tmp_path / "me.mp4", frames=45, faceless=())
+    assert cli_main(["prepare-data", video, "--out", str(tmp_path / "data"), "--models-dir", str(models_dir)]) == 0
+    data = str(tmp_path / "data")
+    assert cli_main(["train-motion", "--data", data, "--out", str(tmp_path / "motion"), "--steps", "2", "--width",
+                     "32", "--layers", "1", "--window", "8", "--cpu"]) == 0
+    assert cli_main(["train-adapter", "--kind", "motion", "--data", data, "--models-dir", str(models_dir), "--base",
+                     "v1.0", "--out", str(tmp_path / "adapter"), "--steps", "2", "--batch", "1", "--lr", "0.01",
+                     "--checkpoint-every", "2", "--validate-every", "2", "--cpu"]) == 0
+    assert "Trained a motion adapter for 2 steps" in capsys.readouterr().out
+    speech = tmp_path / "speech.wav"
+    import soundfile
+
+    soundfile.write(str(speech), speech_like_signal(16000, 1.0)[0], 16000)
+    common = ["dub", "--models-dir", str(models_dir), "--video", video, "--audio", str(speech), "--version", "v1.0",
+              "--cpu"]
+    motion = ["--motion-model", str(tmp_path / "motion" / "style_motion_000002_steps.safetensors")]
+    adapter = ["--motion-adapter", str(tmp_path / "adapter" / "motion_adapter_000002_steps.safetensors")]
+    assert cli_main(common + ["--out", str(tmp_path / "plain.mp4")]) == 0
+    assert cli_main(common + ["--out", str(tmp_path / "styled.mp4"), *motion, *adapter, "--style-reference",
+                              video]) == 0
+    plain, styled = read_all_frames(str(tmp_path / "plain.mp4")), read_all_frames(str(tmp_path / "styled.mp4"))
+    assert plain.shape == styled.shape and not np.array_equal(plain, styled)
+    assert cli_main(common + ["--out", str(tmp_path / "x.mp4"), *motion]) == 2
+    assert "give --motion-adapter" in capsys.readouterr().err

@@ -24,7 +24,8 @@ SNAPSHOT_PATH = os.path.join(ROOT, "tests", "data", "object_info_nodes.json")
 SNAPSHOT_KEYS = {"name", "input", "input_order", "output", "output_name"}
 BUILT = ["unavglip_compare_and_score.json", "unavglip_compare_families.json", "unavglip_compare_two_adapters.json",
          "unavglip_dub_long_video.json", "unavglip_dub_video.json", "unavglip_dub_video_identity.json",
-         "unavglip_dub_wav2lip.json", "unavglip_lipsync_face_crops.json", "unavglip_speech_to_lip_motion.json",
+         "unavglip_dub_wav2lip.json", "unavglip_dub_with_style.json", "unavglip_lipsync_face_crops.json",
+         "unavglip_speech_to_lip_motion.json",
          "unavglip_train_my_adapter.json"]
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # Widgets the frontend adds after a node's required widgets, and what it saves for them (tests/test_frontend.py
@@ -61,6 +62,7 @@ FILE_LIST_INPUTS = {
     ("UnAvgLip_SyncExpertLoader", "expert_name"),
     ("UnAvgLip_ArcFaceLossLoader", "pack"),
     ("UnAvgLip_MotionModelLoader", "model_name"),
+    ("UnAvgLip_MotionAdapterLoader", "adapter_name"),
 }
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
 GROUP_TITLE_HEIGHT = 30  # a group's title bar (font size 24) at the top of its bounding box

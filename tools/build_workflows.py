@@ -44,11 +44,12 @@ SIZES = {
     "UnAvgLip_PasteBack": [320, 200], "CreateVideo": [270, 80], "SaveVideo": [400, 400],
     "UnAvgLip_IDAdapterLoader": [340, 90], "UnAvgLip_IdentityPerceiver": [340, 230],
     "UnAvgLip_IDCrossAttnApply": [320, 150], "ImageStitch": [270, 150], "UnAvgLip_DubVideo": [340, 300],
-    "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 262], "PreviewImage": [520, 420],
+    "UnAvgLip_SyncNetLoader": [320, 60], "UnAvgLip_CompareDubs": [340, 286], "PreviewImage": [520, 420],
     "PreviewAny": [520, 300], "UnAvgLip_PrepareTrainingData": [360, 230], "UnAvgLip_TrainIdentityAdapter": [380, 740],
     "UnAvgLip_VGGLoader": [340, 60], "UnAvgLip_SyncExpertLoader": [340, 60], "UnAvgLip_ArcFaceLossLoader": [340, 60],
     "UnAvgLip_MotionModelLoader": [340, 60], "UnAvgLip_SpeechToLipMotion": [340, 250],
-    "UnAvgLip_DrawLipMotion": [300, 50],
+    "UnAvgLip_DrawLipMotion": [300, 50], "UnAvgLip_MotionAdapterLoader": [340, 60],
+    "UnAvgLip_ApplyLipMotion": [320, 100],
 }
 GAP = 60  # between nodes: a node's title bar (30) is drawn above its pos
 GROUP_PAD, GROUP_TITLE = 20, 50  # group margin around its nodes; the group's title bar above the first node
@@ -340,6 +341,7 @@ VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 W2L = dict(unet="wav2lip_gan.pth", geometry="wav2lip", name="Wav2Lip")  # needs no Whisper or VAE
 ATTN_FILE = "my_attn_wav2lip/my_attn_wav2lip_002000_steps.safetensors"  # what Train Wav2Lip's defaults write
 MOTION_FILE = "my_lip_motion/style_motion_003000_steps.safetensors"  # what Train Lip Motion's defaults write
+MOTION_ADAPTER_FILE = "my_motion_adapter/my_motion_adapter_002000_steps.safetensors"  # Train Motion Adapter's
 VIDEO_FILE, SPEECH_FILE = "talking_face.mp4", "new_speech.wav"
 NOTE_SIZE = [460, 640]
 
@@ -354,6 +356,10 @@ def model_row(file_name: str) -> tuple[str, str]:
     if file_name.startswith("checkpoint-"):  # identity adapters have no fixed name
         adapter = model_file("identity adapter")
         return f"{adapter.folder}/", adapter.source
+    if file_name == MOTION_ADAPTER_FILE:  # trained in the pack: no published file
+        return "unavglip_motion/", ("train it with **Train Motion Adapter** (it lands in "
+                                    "`ComfyUI/output/unavglip_motion/`, which Load Motion Adapter lists) or "
+                                    "`unavglip train-adapter --kind motion`")
     if file_name == MOTION_FILE:  # trained in the pack: no published file
         return "unavglip_motion/", ("train it with **Train Lip Motion** (it lands in `ComfyUI/output/unavglip_motion/`, "
                                     "which Load Motion Model lists) or `unavglip train-motion`")
@@ -819,6 +825,60 @@ def speech_to_lip_motion(schema: dict) -> dict:
     return g.workflow(stable_id("unavglip_speech_to_lip_motion"))
 
 
+def dub_with_style(schema: dict) -> dict:
+    adapter = "checkpoint-10000/pytorch_model.bin"
+    labels = "base, identity, identity + style"
+    note = note_text(
+        "Dub in the person's own style: speech -> lip motion -> rendered mouth (MuseTalk v1.0)",
+        dub_steps(VIDEO_FILE, SPEECH_FILE, "video/"),
+        "Two stages. **Speech to Lip Motion** (StyleMotion) predicts the mouth and jaw landmarks of every frame "
+        "from the new speech, taking the person's way of speaking from the video itself (its style reference); "
+        "**Draw Lip Motion** shows them on the face crops. **Apply Lip Motion** then makes the mouths of the "
+        "identity-adapted model follow that motion through the motion adapter. Three dubs come out: the base "
+        "model, with the identity, and with the identity and the style; **Compare Dubs** scores them, and the "
+        "saved video shows them side by side (left to right).",
+        [V10["unet"], V10["whisper"], VAE_FILE, "buffalo_l/", adapter, MOTION_FILE, MOTION_ADAPTER_FILE,
+         "syncnet_v2.model"])
+    g = Graph(schema)
+    g.note(note, 0, 0, NOTE_SIZE)
+    n = add_inputs(g, NOTE_SIZE[0] + GAP + GROUP_GAP, V10)
+    g.group("Inputs", *[n[name] for name in ("video", "speech", "model", "whisper", "vae", "parts")])
+    add_face(g, n, g.right_of(n["model"], n["parts"], extra=GROUP_GAP), V10)
+    x = g.right_of(n["faces"], n["crop"], extra=GROUP_GAP)
+    (identity,) = add_identity(g, n, x, [adapter])
+    x = g.right_of(identity, extra=GROUP_GAP)
+    motion_model = g.add("UnAvgLip_MotionModelLoader", x, TOP, model_name=MOTION_FILE)
+    predict = g.add("UnAvgLip_SpeechToLipMotion", x, g.below(motion_model))
+    motion_adapter = g.add("UnAvgLip_MotionAdapterLoader", x, g.below(predict), adapter_name=MOTION_ADAPTER_FILE)
+    apply = g.add("UnAvgLip_ApplyLipMotion", x, g.below(motion_adapter), strength=1.0)
+    draw = g.add("UnAvgLip_DrawLipMotion", x, g.below(apply))
+    previews = g.right_of(predict)
+    plot = g.add("PreviewImage", previews, TOP)
+    drawn = g.add("PreviewImage", previews, g.below(plot))
+    for source, output, target, name in ((motion_model, "motion_model", predict, "motion_model"),
+                                         (n["speech"], "audio", predict, "audio"), (n["parts"], "fps", predict, "fps"),
+                                         (n["video"], "VIDEO", predict, "style_video"),
+                                         (n["faces"], "insightface", predict, "face_analysis"),
+                                         (identity, "lipsync_model", apply, "lipsync_model"),
+                                         (motion_adapter, "motion_adapter", apply, "motion_adapter"),
+                                         (predict, "lip_motion", apply, "lip_motion"),
+                                         (predict, "lip_motion", draw, "lip_motion"),
+                                         (n["crop"], "crops", draw, "face_crops"), (predict, "plot", plot, "images"),
+                                         (draw, "preview", drawn, "images")):
+        g.link(source, output, target, name)
+    g.group("Motion", motion_model, predict, motion_adapter, apply, draw, plot, drawn)
+    x = g.right_of(plot, drawn, extra=GROUP_GAP)
+    lipsync = []
+    for model in (n["model"], identity, apply):
+        lipsync += add_lipsync(g, n, model, x)
+        x = g.right_of(*lipsync[-2:])
+    g.group("Lip sync", *lipsync)
+    pastes = lipsync[1::2]
+    score_three_side_by_side(g, n, pastes, labels, g.right_of(pastes[-1], extra=GROUP_GAP),
+                             "video/unavglip_dub_with_style")
+    return g.workflow(stable_id("unavglip_dub_with_style"))
+
+
 WORKFLOWS = {
     "unavglip_lipsync_face_crops.json": lipsync_face_crops,
     "unavglip_dub_video.json": dub_video,
@@ -830,6 +890,7 @@ WORKFLOWS = {
     "unavglip_compare_and_score.json": compare_and_score,
     "unavglip_train_my_adapter.json": train_my_adapter,
     "unavglip_speech_to_lip_motion.json": speech_to_lip_motion,
+    "unavglip_dub_with_style.json": dub_with_style,
 }
 
 

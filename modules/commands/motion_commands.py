@@ -91,3 +91,47 @@ def run_eval_motion(args) -> int:
             {key: (None if isinstance(value, float) and np.isnan(value) else value) for key, value in row.items()}
             for row in rows]})
     return 0
+
+
+def add_dub_motion_arguments(dub) -> None:
+    dub.add_argument("--motion-model", help="StyleMotion / LandmarkDiffusion file: the mouths follow its lip motion "
+                                            "(needs --motion-adapter; MuseTalk only)")
+    dub.add_argument("--motion-adapter", help="the motion adapter file (train-adapter --kind motion)")
+    dub.add_argument("--style-reference", help="a clip of the person speaking, with sound: the motion's style")
+    dub.add_argument("--motion-strength", type=float, default=1.0)
+    dub.add_argument("--motion-steps", type=int, default=20, help="LandmarkDiffusion's DDIM steps")
+
+
+def dub_motion(args, analysis, device):
+    """The MotionPatch `unavglip dub` applies (None without --motion-model): the lip motion of the whole speech at
+    the video's frame rate, in the style of --style-reference when given."""
+    import math
+
+    from ..audio.audio_file import load_audio_file
+    from ..audio.speech_input import mono_16k
+    from ..audio.wav2lip_mel import wav2lip_mel
+    from ..errors import SettingError
+    from ..motion.motion_file import load_motion_model
+    from ..motion.motion_prediction import predict_motion
+    from ..motion.style_reference import reference_from_video_file
+    from ..motion_adapter.adapter_file import load_motion_adapter
+    from ..motion_adapter.motion_patch import MotionPatch
+    from ..video.video_io import probe_video
+
+    if not args.motion_model:
+        if args.motion_adapter or args.style_reference:
+            raise SettingError("--motion-adapter and --style-reference go with --motion-model (the model that "
+                               "predicts the lip motion); give it too, or leave them out.")
+        return None
+    if not args.motion_adapter:
+        raise SettingError("--motion-model predicts lip motion, and a motion adapter makes the mouths follow it: "
+                           "give --motion-adapter (train one with `unavglip train-adapter --kind motion`).")
+    model = load_motion_model(args.motion_model)
+    adapter, _ = load_motion_adapter(args.motion_adapter)
+    reference = reference_from_video_file(args.style_reference, analysis) if args.style_reference else None
+    speech = mono_16k(*load_audio_file(args.audio), log=print)
+    info = probe_video(args.video)
+    count = max(math.ceil(speech.size / 16000 * float(info.fps)), info.frame_count)
+    motion = predict_motion(model, wav2lip_mel(speech), float(info.fps), count, reference, args.motion_steps,
+                            device=device)
+    return MotionPatch(adapter.to(device), motion, args.motion_strength)

@@ -51,6 +51,11 @@ def add_training_commands(commands) -> dict:
     for name, value in LossWeights().as_dict().items():
         train.add_argument(f"--w-{name.replace('_', '-')}", type=float, dest=f"w_{name}",
                            help=f"weight of the {name} loss (default {value}; 0: off)")
+    train.add_argument("--w-mouth", type=float, dest="w_mouth",
+                       help="--kind motion: weight of the landmark-following L1 in the mouth box (default 2.0)")
+    train.add_argument("--kind", default="identity", choices=["identity", "motion"],
+                       help="identity: an UnAvgLip identity adapter; motion: a motion adapter (the mouth follows "
+                            "given landmarks), trained from the landmarks prepare-data keeps")
     train.add_argument("--cpu", action="store_true")
     return {"prepare-data": run_prepare_data, "train-adapter": run_train_adapter}
 
@@ -124,11 +129,13 @@ def run_train_adapter(args) -> int:
                                                     "gradient_accumulation", "n_cond", "checkpoint_every",
                                                     "validate_every", "seed", "gradient_checkpointing",
                                                     "mixed_precision")}
-    settings = preset(args.preset, weights=weights, train_lora=False if args.no_lora else None, **changes)
     device = _device(args.cpu)
     base = load_lipsync_unet(found[unet_key], version=args.base)
     base.unet.to(device)
     vae = load_diffusers_vae(found["VAE"]).to(device)
+    if args.kind == "motion":
+        return _train_motion_adapter(args, data, MuseTalkFamily(base), TrainingVAE(vae), device)
+    settings = preset(args.preset, weights=weights, train_lora=False if args.no_lora else None, **changes)
     losses = LossModels()
     if found["VGG19"]:
         losses.vgg = load_vgg_features(found["VGG19"]).to(device)
@@ -150,6 +157,32 @@ def run_train_adapter(args) -> int:
         cv2.imwrite(os.path.join(args.out, "validation_preview.png"), result.preview[:, :, ::-1])
     print(f"Trained {result.step} steps with losses {', '.join(result.active_losses)}. Adapter: "
           f"{result.adapter_path}. Loss curve: {curve}.")
+    return 0
+
+
+def _train_motion_adapter(args, data, family, vae, device) -> int:
+    """train-adapter --kind motion: the settings it shares with the identity adapter, and the mouth term."""
+    import cv2
+
+    from ..motion_training.motion_adapter_trainer import MotionAdapterTraining, train_motion_adapter
+    from ..runtime import Runtime
+    from ..training.loss_plot import plot_losses
+
+    given = {key: getattr(args, key) for key in ("steps", "learning_rate", "batch_size", "checkpoint_every",
+                                                 "validate_every", "seed") if getattr(args, key) is not None}
+    given.update({name: getattr(args, f"w_{name}") for name in ("l1_latent", "l1_lower", "l1_full", "mouth")
+                  if getattr(args, f"w_{name}") is not None})
+    settings = MotionAdapterTraining(**given)
+    progress = _Progress("steps")
+    os.makedirs(args.out, exist_ok=True)
+    result = train_motion_adapter(data, family, vae, settings, args.out, Runtime(device=device), resume=args.resume,
+                                  on_step=lambda step, total, terms: progress(step, total,
+                                                                              f" loss {terms['total']:.4f}"))
+    curve = os.path.join(args.out, "loss_curve.png")
+    plot_losses(result.history, result.validation, curve, title="motion adapter training")
+    if result.preview is not None:
+        cv2.imwrite(os.path.join(args.out, "validation_preview.png"), result.preview[:, :, ::-1])
+    print(f"Trained a motion adapter for {result.step} steps. Adapter: {result.path}. Loss curve: {curve}.")
     return 0
 
 

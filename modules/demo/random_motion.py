@@ -19,3 +19,17 @@ def write_motion_model(path: str, kind: str = "style", seed: int = 0, width: int
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save_motion_model(MotionModel(network, kind, path, neutral, DEFAULT_ANCHOR), path, {"steps": 0})
     return path
+
+
+def write_motion_adapter(path: str, channels: int, seed: int = 0, scale: float = 0.05) -> str:
+    """A motion adapter for a UNet whose first layer has `channels` channels, its FiLM not zero (so it acts)."""
+    from ..motion_adapter.adapter_file import save_motion_adapter
+    from ..motion_adapter.motion_adapter import MotionAdapter, MotionAdapterSettings
+
+    torch.manual_seed(seed)
+    adapter = MotionAdapter(MotionAdapterSettings(channels)).eval()
+    with torch.no_grad():
+        adapter.to_film.weight.normal_(0, scale)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    save_motion_adapter(adapter, path, {"base_version": "v1.0", "steps": 0})
+    return path

@@ -45,9 +45,12 @@ def first_face(faces: list) -> dict | None:
 
 
 class DubScorer:
-    def __init__(self, analysis=None, reference_embeddings: np.ndarray | None = None, lpips=None):
+    def __init__(self, analysis=None, reference_embeddings: np.ndarray | None = None, lpips=None, drift=None,
+                 moments=None):
         self.analysis = analysis
         self.lpips = lpips  # modules.evaluation.lpips_network.load_lpips's network, or None
+        self.drift = drift  # a drift.DubDrift fed each chunk's identity and SSIM, or None
+        self.moments = moments  # a moments.WorstAndBest keeping the frames of the extremes (the report), or None
         self.references = None
         if reference_embeddings is not None:
             mean = np.asarray(reference_embeddings, np.float64).reshape(-1, 512).mean(0)
@@ -79,6 +82,12 @@ class DubScorer:
                  for index in range(len(generated))]
         if original is not None and self.lpips is not None:
             self._add_lpips(generated, original, boxes)
+        if self.drift is not None or self.moments is not None:
+            chunk = {"identity_cosine": row.identity[self.frames:], "ssim": row.ssim[self.frames:]}
+            if self.drift is not None:
+                self.drift.add(self.frames, chunk)
+            if self.moments is not None:
+                self.moments.add(self.frames, chunk, generated, original)
         self.frames += len(generated)
 
     def _add_lpips(self, generated: np.ndarray, original: np.ndarray, boxes: list) -> None:
@@ -138,7 +147,8 @@ class DubScorer:
 
     def summary(self, fps: float, speech_16k: np.ndarray | None = None, lse: LseResult | None = None,
                 lse_reason: str = "") -> dict:
-        """{"frames", "metrics": {name: {"value", "std", "frames", "computed", "why"}}, "per_frame": {...}}."""
+        """{"frames", "metrics": {name: {"value", "std", "frames", "computed", "why"}}, "per_frame": {...}, and with
+        a drift accumulator "drift": drift.DubDrift.report(...)}."""
         row = self.per_frame
         metrics, curves = {}, {}
         no_faces = "no face analysis given" if self.analysis is None else None
@@ -180,6 +190,8 @@ class DubScorer:
             for name in ("lse_c", "lse_d", "av_offset_frames"):
                 metrics[name] = {"computed": False, "why": lse_reason or "no SyncNet given"}
         summary = {"frames": self.frames, "fps": float(fps), "metrics": metrics, "per_frame": curves}
+        if self.drift is not None:
+            summary["drift"] = self.drift.report(metrics, None if lse is None else lse.distances)
         if self.aligned_from is not None:
             summary["original_aligned"] = (f"the original has {self.aligned_from} frames and the dub {self.frames}: "
                                            "original frames were matched by index ratio, as the authors' evaluation "

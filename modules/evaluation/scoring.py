@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import UnAvgLipError
 from ..video.video_io import iter_frame_chunks, probe_video
+from .drift import DEFAULT_WINDOW_SECONDS, DubDrift
 from .dub_scores import DubScorer, index_ratio
 from .lip_sync_error import VIDEO_FPS, LipSyncStream, sync_crops
 
@@ -30,10 +31,12 @@ def _lse_reason(scorer: DubScorer, syncnet, speech) -> str:
 
 
 def score_frames(generated, fps: float, original=None, speech_16k=None, analysis=None, syncnet=None,
-                 reference_embeddings=None, device="cpu", on_progress=None, lpips=None) -> dict:
+                 reference_embeddings=None, device="cpu", on_progress=None, lpips=None,
+                 drift_seconds: float = DEFAULT_WINDOW_SECONDS, moments=None) -> dict:
     """generated / original: uint8 RGB [N, H, W, 3] and [M, H, W, 3] (M != N: matched by index ratio, as the
-    authors' evaluation aligns them, and the summary says so). -> DubScorer.summary(...)."""
-    scorer = DubScorer(analysis, reference_embeddings, lpips)
+    authors' evaluation aligns them, and the summary says so). -> DubScorer.summary(...), with the drift over
+    windows of drift_seconds; `moments` (a moments.WorstAndBest) keeps the frames of the extremes."""
+    scorer = DubScorer(analysis, reference_embeddings, lpips, DubDrift(fps, drift_seconds), moments)
     if original is not None and len(original) != len(generated):
         scorer.aligned_from = len(original)
         original = np.asarray(original)[index_ratio(len(generated), len(original))]
@@ -64,15 +67,17 @@ def _finish(stream: LipSyncStream, speech_16k):
 
 
 def score_video_files(dubbed: str, speech_16k=None, original: str | None = None, analysis=None, syncnet=None,
-                      reference_embeddings=None, device="cpu", on_progress=None, lpips=None) -> dict:
+                      reference_embeddings=None, device="cpu", on_progress=None, lpips=None,
+                      drift_seconds: float = DEFAULT_WINDOW_SECONDS, moments=None) -> dict:
     """Two passes over the dubbed video, chunk by chunk (memory does not grow with its length): the per-frame
-    scores (with the original video read alongside), then SyncNet on 25 fps crops of the smoothed face track."""
+    scores (with the original video read alongside; the drift windows and the extremes' frames fed as they pass),
+    then SyncNet on 25 fps crops of the smoothed face track."""
     info = probe_video(dubbed)
     original_info = probe_video(original) if original else None
     if original_info is not None and (original_info.width, original_info.height) != (info.width, info.height):
         raise UnAvgLipError(f"the original video is {original_info.width}x{original_info.height} and the dub "
                             f"{info.width}x{info.height}: compare a dub with the video it was made from")
-    scorer = DubScorer(analysis, reference_embeddings, lpips)
+    scorer = DubScorer(analysis, reference_embeddings, lpips, DubDrift(float(info.fps), drift_seconds), moments)
     originals = None
     if original_info is not None:
         picks = index_ratio(info.frame_count, original_info.frame_count)

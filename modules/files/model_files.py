@@ -63,6 +63,9 @@ MODEL_FILES = (
               "none published: train StyleMotion or LandmarkDiffusion with Train Lip Motion (in "
               "output/unavglip_motion/, listed from there) or `unavglip train-motion`", OPTIONAL_USE,
               (("UnAvgLip_MotionModelLoader", "model_name"),)),
+    ModelFile("motion adapter", "unavglip_motion", (),
+              "none published: train one with `unavglip train-adapter --kind motion`", OPTIONAL_USE,
+              (("UnAvgLip_MotionAdapterLoader", "adapter_name"),)),
     ModelFile("SyncNet", "syncnet", ("syncnet_v2.model",),
               "syncnet_v2.model of github.com/joonson/syncnet_python (its download_model.sh names the address), for "
               "the lip-sync scores LSE-C / LSE-D", SCORES, (("UnAvgLip_SyncNetLoader", "syncnet_name"),)),

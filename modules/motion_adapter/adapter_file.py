@@ -4,7 +4,6 @@ trained on, with the same as JSON in a sibling `<name>.json`. The metadata is wh
 import json
 import os
 
-
 from ..errors import ModelFileError
 from ..files.json_files import settings_json_path, write_json_atomically
 from ..files.weight_file import describe_keys, read_weight_file
