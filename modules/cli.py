@@ -7,6 +7,9 @@
   unavglip dub --video V --audio A --out OUT.mp4 --models-dir DIR [--adapter FILE [--reference IMG ...]]
       Dubs a video with new speech, streaming frames so memory does not grow with the video's length.
       --check lists which model files are present and where missing ones go.
+  unavglip eval --video DUB --audio A [--original V] [--models-dir DIR] [--json J] [--plot P] [--report R]
+      Scores a dub; --leakage (with --original and --models-dir) re-dubs the original with silent and mismatched
+      speech to see whether the model copies its reference mouth (commands/leakage_commands.py).
   unavglip check --models-dir DIR
   unavglip convert-adapter CHECKPOINT OUT.safetensors [--base-unet FILE]
       Keeps only the adapter weights of an UnAvgLip checkpoint and writes them, named by layer, with metadata.
@@ -37,6 +40,7 @@ from .precision import DTYPE_NAMES, compute_dtype
 from .commands.training_commands import add_training_commands
 from .commands.motion_commands import add_dub_motion_arguments, add_motion_commands, dub_motion
 from .commands.wav2lip_commands import add_wav2lip_commands
+from .commands.leakage_commands import add_leakage_arguments
 
 
 def peak_ram_mb() -> float:
@@ -285,6 +289,7 @@ def run_eval(args) -> int:
 
     from .audio.audio_file import load_audio_file
     from .audio.speech_input import mono_16k
+    from .commands.leakage_commands import check_leakage_inputs, leakage_plot_path, print_leakage, write_leakage_plot
     from .evaluation.dub_scores import to_json
     from .evaluation.html_report import write_html_report
     from .evaluation.moments import WorstAndBest
@@ -294,10 +299,15 @@ def run_eval(args) -> int:
     from .face.face_analysis import load_face_analysis
     from .identity.identity_embeddings import embeddings_from_images
 
+    if not args.video and not args.leakage:
+        raise UnAvgLipError("give --video (the dub to score) or --leakage (re-dub --original to see whether the "
+                            "model copies the mouth of its reference frame), or both.")
     device = pick_device(args.cpu)
+    found = find_model_files(args.models_dir) if args.models_dir else {"face analysis": None}
+    if args.leakage:
+        check_leakage_inputs(args, found)  # before any work
     samples, sample_rate = load_audio_file(args.audio)
     speech = mono_16k(samples, sample_rate)
-    found = find_model_files(args.models_dir) if args.models_dir else {"face analysis": None}
     analysis = None
     if found["face analysis"]:
         root = os.path.dirname(os.path.dirname(found["face analysis"]))
@@ -311,7 +321,7 @@ def run_eval(args) -> int:
     if syncnet_path and (args.syncnet or os.path.isfile(syncnet_path)):
         syncnet = load_syncnet(syncnet_path, device)
     lpips_network = None
-    if found.get("LPIPS backbone") and importlib.util.find_spec("lpips") is not None:
+    if args.video and found.get("LPIPS backbone") and importlib.util.find_spec("lpips") is not None:
         from .evaluation.lpips_network import load_lpips
 
         lpips_network = load_lpips(found["LPIPS backbone"]).to(device)
@@ -325,13 +335,50 @@ def run_eval(args) -> int:
             raise UnAvgLipError("--reference needs the face analysis: give --models-dir with "
                                 "insightface/models/buffalo_l.")
         references = embeddings_from_images(analysis, reference_images(args.reference))
-    moments = WorstAndBest() if args.report else None  # the few frames the report shows, kept while streaming
-    summary = score_video_files(args.video, speech, args.original, analysis, syncnet, references, device,
-                                on_progress=ProgressLine("scoring").update, lpips=lpips_network,
-                                drift_seconds=args.drift_window, moments=moments)
-    summary["inputs"] = {"video": args.video, "audio": args.audio, "original": args.original,
-                         "reference": args.reference, "syncnet": syncnet_path if syncnet else None}
-    label = os.path.basename(args.video)
+    moments = WorstAndBest() if args.report and args.video else None  # the frames the report shows, kept as it streams
+    summaries, plots = {}, []
+    if args.video:
+        summary = score_video_files(args.video, speech, args.original, analysis, syncnet, references, device,
+                                    on_progress=ProgressLine("scoring").update, lpips=lpips_network,
+                                    drift_seconds=args.drift_window, moments=moments)
+        summary["inputs"] = {"video": args.video, "audio": args.audio, "original": args.original,
+                             "reference": args.reference, "syncnet": syncnet_path if syncnet else None}
+        label = os.path.basename(args.video)
+        summaries[label] = summary
+        print_scores(summary, label, summary_table)
+        if args.plot or args.report:
+            plots = [("Per-frame scores", plot_scores(summaries)), ("Drift", plot_drift(summaries))]
+        if args.plot:  # the per-frame curves with the drift panels below them, one image
+            if not cv2.imwrite(args.plot, np.concatenate([image for _, image in plots])[:, :, ::-1]):
+                raise UnAvgLipError(f"Cannot write the plot {args.plot}; give a .png path in a folder that exists.")
+            print(f"Wrote {args.plot}")
+    leakage = None
+    if args.leakage:
+        leakage = eval_leakage(args, found, analysis, syncnet, device)
+        print_leakage(leakage)
+        if args.plot:
+            plots.append(("Leakage: mouth opening per frame", write_leakage_plot(leakage,
+                                                                                leakage_plot_path(args.plot))))
+            print(f"Wrote {leakage_plot_path(args.plot)}")
+        elif args.report:
+            from .evaluation.leakage_plot import plot_leakage
+
+            plots.append(("Leakage: mouth opening per frame", plot_leakage(leakage)))
+    if args.json:
+        written = dict(next(iter(summaries.values()))) if summaries else {"inputs": {"audio": args.audio}}
+        if leakage is not None:
+            written["leakage"] = leakage
+        with open(args.json, "w", encoding="utf-8") as handle:
+            handle.write(to_json(written))
+        print(f"Wrote {args.json}")
+    if args.report:
+        title = f"Scores of {next(iter(summaries))}" if summaries else f"Leakage on {os.path.basename(args.original)}"
+        write_html_report(args.report, summaries, plots, moments, title=title, leakage=leakage)
+        print(f"Wrote {args.report}")
+    return 0
+
+
+def print_scores(summary: dict, label: str, summary_table) -> None:
     print(summary_table({label: summary}))
     if "original_aligned" in summary:
         print(f"  note: {summary['original_aligned']}")
@@ -339,21 +386,23 @@ def run_eval(args) -> int:
         if not entry["computed"]:
             print(f"  {name}: not computed ({entry['why']})")
     print_drift(summary["drift"])
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            handle.write(to_json(summary))
-        print(f"Wrote {args.json}")
-    plots = []
-    if args.plot or args.report:
-        plots = [("Per-frame scores", plot_scores({label: summary})), ("Drift", plot_drift({label: summary}))]
-    if args.plot:  # the per-frame curves with the drift panels below them, one image
-        if not cv2.imwrite(args.plot, np.concatenate([image for _, image in plots])[:, :, ::-1]):
-            raise UnAvgLipError(f"Cannot write the plot {args.plot}; give a .png path in a folder that exists.")
-        print(f"Wrote {args.plot}")
-    if args.report:
-        write_html_report(args.report, {label: summary}, plots, moments, title=f"Scores of {label}")
-        print(f"Wrote {args.report}")
-    return 0
+
+
+def eval_leakage(args, found: dict, analysis, syncnet, device) -> dict:
+    """`eval --leakage`: the lip-sync model loaded as `dub` loads it, the original re-dubbed three ways and scored
+    (commands/leakage_commands.py)."""
+    from .commands.leakage_commands import dub_arguments, measure_leakage
+    from .dub.dub_pipeline import DubSettings
+    from .runtime import Runtime
+
+    models = load_dub_models(found, dub_arguments(args, build_parser()), device)
+
+    def runtime_for(label: str) -> Runtime:
+        return Runtime(device=device, report_progress=ProgressLine(label).update,
+                       log=lambda message: print(message, file=sys.stderr))
+
+    return measure_leakage(args.original, args.audio, models, analysis or models.face_analysis, syncnet, device,
+                           DubSettings(batch_size=args.batch_size), args.mismatch, runtime_for)
 
 
 def print_drift(drift: dict) -> None:
@@ -423,8 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score a dub: lip sync (LSE-C/D), identity, SSIM/PSNR, mouth "
                                                 "motion (streams the video)")
-    evaluate.add_argument("--video", required=True, help="the dubbed video")
-    evaluate.add_argument("--audio", required=True, help="the speech it was dubbed with (any audio or video file)")
+    evaluate.add_argument("--video", help="the dubbed video (optional with --leakage)")
+    evaluate.add_argument("--audio", required=True, help="the speech it was dubbed with (any audio or video file); "
+                          "with --leakage also the original's own speech when --original has no sound")
     evaluate.add_argument("--original", help="the video it was made from: SSIM/PSNR, landmark distance, identity")
     evaluate.add_argument("--reference", action="append", help="a photo of the person (repeatable): identity "
                                                                "when there is no --original")
@@ -435,12 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--models-dir", help="a ComfyUI models folder with insightface/models/buffalo_l (and "
                                                "lpips/alexnet-owt-7be5be79.pth: LPIPS of the mouth)")
     evaluate.add_argument("--json", help="write every metric and per-frame curve here")
-    evaluate.add_argument("--plot", help="write the per-frame plot, with the drift below it, here (.png)")
+    evaluate.add_argument("--plot", help="write the per-frame plot, with the drift below it, here (.png); with "
+                                         "--leakage its plot goes beside it as NAME_leakage.png")
     evaluate.add_argument("--report", help="write one self-contained HTML page here: tables, plots, the frames of "
                                            "the worst and best moments, what was not computed")
     evaluate.add_argument("--drift-window", type=float, default=DEFAULT_WINDOW_SECONDS, metavar="SECONDS",
                           help="length of the windows the drift is scored over (default %(default)g s)")
     evaluate.add_argument("--cpu", action="store_true")
+    add_leakage_arguments(evaluate)
     check = commands.add_parser("check", help="list which model files are present")
     check.add_argument("--models-dir", required=True)
     convert = commands.add_parser("convert-adapter", help="UnAvgLip checkpoint -> adapter-only .safetensors")

@@ -147,7 +147,7 @@ def test_the_motion_commands_train_on_prepared_data_and_dub_with_a_style(models_
     --style-reference: the dub differs from the plain one (the mouths follow the predicted motion); the refusals."""
     from modules.video.video_io import read_all_frames
 
-    video = face_video(tmp_path / "me.mp4", frames=45, faceless=())
+    video = face_video(tmp_path / "me.mp4", frames=30, faceless=())
     assert cli_main(["prepare-data", video, "--out", str(tmp_path / "data"), "--models-dir", str(models_dir)]) == 0
     data = str(tmp_path / "data")
     assert cli_main(["train-motion", "--data", data, "--out", str(tmp_path / "motion"), "--steps", "2", "--width",
@@ -159,7 +159,7 @@ def test_the_motion_commands_train_on_prepared_data_and_dub_with_a_style(models_
     speech = tmp_path / "speech.wav"
     import soundfile
 
-    soundfile.write(str(speech), speech_like_signal(16000, 1.0)[0], 16000)
+    soundfile.write(str(speech), speech_like_signal(16000, 0.6)[0], 16000)
     common = ["dub", "--models-dir", str(models_dir), "--video", video, "--audio", str(speech), "--version", "v1.0",
               "--cpu"]
     motion = ["--motion-model", str(tmp_path / "motion" / "style_motion_000002_steps.safetensors")]

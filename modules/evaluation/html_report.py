@@ -1,6 +1,7 @@
-"""One self-contained HTML page of a scored dub (`unavglip eval --report`): the scores table, the drift, every plot
-and the frames of the worst and best moments as base64 PNG, and what was not computed and why. Nothing in it is
-fetched: no scripts, no fonts, no links to other files, so it opens anywhere and can be mailed as it is."""
+"""One self-contained HTML page of a scored dub (`unavglip eval --report`): the scores table, the drift, the leakage
+section (`--leakage`), every plot and the frames of the worst and best moments as base64 PNG, and what was not
+computed and why. Nothing in it is fetched: no scripts, no fonts, no links to other files, so it opens anywhere and
+can be mailed as it is."""
 
 import base64
 import html
@@ -8,6 +9,8 @@ import html
 import numpy as np
 
 from ..errors import SettingError
+from .leakage import METRICS as LEAKAGE_METRICS
+from .leakage import SETTINGS as LEAKAGE_SETTINGS
 from .plots import HIGHER_IS_BETTER, LOWER_IS_BETTER, NEAREST_ZERO_IS_BETTER
 
 STYLE = """
@@ -121,25 +124,49 @@ def not_computed(summaries: dict, moments) -> list[str]:
     return lines
 
 
-def html_report(summaries: dict, plots: list, moments=None, title: str = "Dub scores") -> str:
-    """summaries: {label: DubScorer.summary(...)}; plots: [(caption, uint8 RGB image)]; moments: the
-    moments.WorstAndBest of the first summary's dub, or None."""
-    first = next(iter(summaries.values()))
-    facts = [f"{first['frames']} frames at {first['fps']:g} fps ({clock(first['frames'] / first['fps'])})"]
-    for key, value in first.get("inputs", {}).items():
-        if value:
-            facts.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
-    if "original_aligned" in first:
-        facts.append(first["original_aligned"])
-    body = [f"<h1>{html.escape(title)}</h1>", "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>",
-            "<h2>Scores</h2>", scores_table(summaries),
-            "<h2>Drift</h2>", drift_table(summaries)]
+def leakage_section(leakage: dict) -> str:
+    """The leakage table (`eval --leakage`): each metric, which way is better, its value and setting; then the
+    open-mouth threshold, what each re-dub was driven by, and what was not computed."""
+    rows = ["<tr><th>metric</th><th>better</th><th>value</th><th>setting</th></tr>"]
+    for name, entry in leakage["metrics"].items():
+        why = html.escape(entry.get("why", ""))
+        cell = _cell(entry) if entry["computed"] else f'<td class="missing">not computed: {why}</td>'
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(LEAKAGE_METRICS.get(name, ('', ''))[1])}</td>"
+                    f"{cell}<td>{html.escape(LEAKAGE_SETTINGS.get(entry['setting'], entry['setting']))}</td></tr>")
+    facts = [f"open-mouth threshold: {leakage['threshold']['says']}"]
+    facts += [f"{key}: {value}" for key, value in leakage["inputs"].items()] + list(leakage["notes"])
+    return ('<table id="leakage">' + "".join(rows) + "</table><ul>"
+            + "".join(f"<li>{html.escape(str(fact))}</li>" for fact in facts) + "</ul>")
+
+
+def html_report(summaries: dict, plots: list, moments=None, title: str = "Dub scores", leakage: dict | None = None
+                ) -> str:
+    """summaries: {label: DubScorer.summary(...)} (may be empty with a leakage section); plots: [(caption, uint8
+    RGB image)]; moments: the moments.WorstAndBest of the first summary's dub, or None; leakage: `eval --leakage`'s
+    section (leakage.leakage_summary), or None."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    first = next(iter(summaries.values()), None)
+    if first is not None:
+        facts = [f"{first['frames']} frames at {first['fps']:g} fps ({clock(first['frames'] / first['fps'])})"]
+        for key, value in first.get("inputs", {}).items():
+            if value:
+                facts.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        if "original_aligned" in first:
+            facts.append(first["original_aligned"])
+        body += ["<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>",
+                 "<h2>Scores</h2>", scores_table(summaries), "<h2>Drift</h2>", drift_table(summaries)]
+    if leakage is not None:
+        body += ['<h2 id="leakage-section">Leakage: does the model copy its reference mouth?</h2>',
+                 leakage_section(leakage)]
     for caption, image in plots:
         body.append(f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{png_data_uri(image)}">')
-    shown = moments_section(moments, first["fps"])
+    shown = moments_section(moments, first["fps"]) if first is not None else ""
     if shown:
         body += ["<h2>Worst and best moments</h2>", shown]
-    missing = not_computed(summaries, moments)
+    missing = not_computed(summaries, moments) if first is not None else []
+    if leakage is not None:
+        missing += [f"leakage {name}: {entry['why']}" for name, entry in leakage["metrics"].items()
+                    if not entry["computed"]]
     body += ['<h2 id="not-computed">Not computed</h2>',
              "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in missing) + "</ul>" if missing
              else "<p>Every metric was computed.</p>"]
@@ -147,8 +174,9 @@ def html_report(summaries: dict, plots: list, moments=None, title: str = "Dub sc
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_html_report(path: str, summaries: dict, plots: list, moments=None, title: str = "Dub scores") -> None:
-    text = html_report(summaries, plots, moments, title)
+def write_html_report(path: str, summaries: dict, plots: list, moments=None, title: str = "Dub scores",
+                      leakage: dict | None = None) -> None:
+    text = html_report(summaries, plots, moments, title, leakage)
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
