@@ -14,8 +14,9 @@ CORE = {"UnAvgLip_LipSyncSampler", "UnAvgLip_FaceCrop", "UnAvgLip_PasteBack", "U
 SCORING = {"UnAvgLip_EvaluateDub", "UnAvgLip_CompareDubs", "UnAvgLip_SyncNetLoader", "UnAvgLip_LPIPSLoader"}
 TRAINING = {"UnAvgLip_PrepareTrainingData", "UnAvgLip_TrainIdentityAdapter", "UnAvgLip_VGGLoader",
             "UnAvgLip_SyncExpertLoader", "UnAvgLip_ArcFaceLossLoader", "UnAvgLip_TrainWav2Lip",
-            "UnAvgLip_TrainLipMotion"}
-MOTION = {"UnAvgLip_MotionModelLoader", "UnAvgLip_SpeechToLipMotion", "UnAvgLip_DrawLipMotion"}
+            "UnAvgLip_TrainLipMotion", "UnAvgLip_TrainMotionAdapter"}
+MOTION = {"UnAvgLip_MotionModelLoader", "UnAvgLip_SpeechToLipMotion", "UnAvgLip_DrawLipMotion",
+          "UnAvgLip_MotionAdapterLoader", "UnAvgLip_ApplyLipMotion"}
 
 
 @pytest.mark.parametrize("blocked, absent, installs", [
