@@ -3,8 +3,9 @@ landmarks and ArcFace (the insightface stand-in pack of the tests: small ONNX fi
 own pre/post-processing, not the real networks), SyncNet (full size, random weights in the published layout:
 the real cost), LPIPS of the mouth (the lpips package's AlexNet at full size, random weights: the real cost), the
 bookkeeping of landmark distance and the silence check, the drift windows and the worst / best frames kept for the
-report. Each row also in seconds per minute of 25 fps video; then what is done once per dub: the drift plot and the
-HTML report.
+report, the leakage bookkeeping (`eval --leakage`'s threshold, LipLeak and LSD from per-frame values; not its three
+re-dubs, which cost three dubs). Each row also in seconds per minute of 25 fps video; then what is done once per
+dub: the drift plot, the leakage plot and the HTML report.
 
     python benchmarks/bench_eval.py [--frames 50] [--device cpu|cuda]
 """
@@ -28,9 +29,11 @@ from modules.demo.random_loss_models import write_alexnet_features  # noqa: E402
 from modules.demo.random_models import write_syncnet  # noqa: E402
 from modules.evaluation.drift import DubDrift  # noqa: E402
 from modules.evaluation.dub_scores import DubScorer  # noqa: E402
+from modules.evaluation import leakage as lk  # noqa: E402
 from modules.evaluation.html_report import write_html_report  # noqa: E402
 from modules.evaluation.image_similarity import ssim_psnr  # noqa: E402
-from modules.evaluation.lip_sync_error import LipSyncStream, sync_crops  # noqa: E402
+from modules.evaluation.leakage_plot import plot_leakage  # noqa: E402
+from modules.evaluation.lip_sync_error import LipSyncStream, LseResult, sync_crops  # noqa: E402
 from modules.evaluation.lpips_network import load_lpips, lpips_per_image, mouth_regions  # noqa: E402
 from modules.evaluation.moments import WorstAndBest  # noqa: E402
 from modules.evaluation.plots import plot_drift, plot_scores  # noqa: E402
@@ -102,17 +105,36 @@ def main() -> None:
             moments.add(start, rising, frames_720p[start:start + 4], frames_720p[start:start + 4])
     rows.append(("worst / best frames kept for the report (1280x720, at most)", timed(worst_and_best,
                                                                                       len(frames_720p))))
+    runs = leakage_runs(rng, minute)
+
+    def leakage_minute():  # what --leakage adds after its re-dubs: the threshold, LipLeak, LSD, the section
+        return lk.leakage_summary(lk.open_threshold(runs["original"]), runs["original"], runs["runs"])
+    rows.append(("leakage: threshold, LipLeak, LSD-CR/AR, the section (3 re-dubs)", timed(leakage_minute, minute)))
     width = max(len(name) for name, _ in rows)
     print(f"{n} frames, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'score'.ljust(width)}  ms/frame  s per video minute (25 fps)")
     for name, milliseconds in rows:
         print(f"{name.ljust(width)}  {milliseconds:8.3f}  {milliseconds * 25 * 60 / 1000:8.2f}")
-    once_per_dub(folder, faces, speech, analysis, syncnet, args.device, width)
+    once_per_dub(folder, faces, speech, analysis, syncnet, args.device, width, leakage_minute())
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def once_per_dub(folder, faces, speech, analysis, syncnet, device, width: int) -> None:
-    """The drift plot and the HTML report of a scored dub (the faces against themselves reversed, 1 s windows)."""
+def leakage_runs(rng, frames: int) -> dict:
+    """A minute of per-frame openings for the original and three re-dubs, with SyncNet results of that length."""
+    def lse(distance: float) -> LseResult:
+        return LseResult(0, distance, 1.0, np.zeros(frames - 5), frames - 5, np.zeros((frames - 5, 31), np.float32))
+
+    openings = {name: rng.uniform(0.0, 0.12, frames) for name in ("original", lk.SILENT, lk.CURRENT, lk.ALTERNATIVE)}
+    silence = rng.uniform(size=frames) < 0.3
+    return {"original": openings["original"], "runs": {
+        lk.SILENT: lk.LeakageRun(openings[lk.SILENT], np.ones(frames, bool), lse(9.0)),
+        lk.CURRENT: lk.LeakageRun(openings[lk.CURRENT], silence, lse(8.0), lse(7.0)),
+        lk.ALTERNATIVE: lk.LeakageRun(openings[lk.ALTERNATIVE], silence, lse(8.5), lse(8.4))}}
+
+
+def once_per_dub(folder, faces, speech, analysis, syncnet, device, width: int, leakage: dict) -> None:
+    """The drift plot and the HTML report of a scored dub (the faces against themselves reversed, 1 s windows), and
+    the leakage plot of a minute of re-dubs."""
     moments = WorstAndBest()
     summary = score_frames(faces, 25.0, faces[::-1], speech, analysis, syncnet, device=device, drift_seconds=1.0,
                            moments=moments)
@@ -121,11 +143,15 @@ def once_per_dub(folder, faces, speech, analysis, syncnet, device, width: int) -
     plots.append(("Drift", plot_drift({"dub": summary})))
     drift_plot = time.perf_counter() - started
     started = time.perf_counter()
-    write_html_report(os.path.join(folder, "report.html"), {"dub": summary}, plots, moments)
+    plots.append(("Leakage", plot_leakage(leakage)))
+    leakage_plot = time.perf_counter() - started
+    started = time.perf_counter()
+    write_html_report(os.path.join(folder, "report.html"), {"dub": summary}, plots, moments, leakage=leakage)
     report = time.perf_counter() - started
-    images = 2 + sum(1 + (kept["original"] is not None) for _, _, kept in moments.moments())
+    images = 3 + sum(1 + (kept["original"] is not None) for _, _, kept in moments.moments())
     print(f"{'once per dub'.ljust(width)}  seconds")
     print(f"{'drift plot (3 panels)'.ljust(width)}  {drift_plot:8.2f}")
+    print(f"{'leakage plot (2 panels, a minute of frames)'.ljust(width)}  {leakage_plot:8.2f}")
     print(f"{f'HTML report ({images} images as base64 PNG)'.ljust(width)}  {report:8.2f}")
 
 
