@@ -116,3 +116,16 @@ def test_compare_dubs_sorts_best_first_in_each_metrics_direction():
     scored = set(DubScorer().summary(25.0)["metrics"])
     directions = (*HIGHER_IS_BETTER, *LOWER_IS_BETTER, *NEAREST_ZERO_IS_BETTER)
     assert sorted(SORT_CHOICES[1:]) == sorted(directions) and set(directions) <= scored
+
+
+def test_compare_dubs_table_has_a_drift_row_per_metric_with_each_dubs_slope():
+    from modules.evaluation.plots import summary_table
+
+    def summary(slope):
+        return {"metrics": {"ssim": {"computed": True, "value": 0.9}},
+                "drift": {"metrics": {"ssim": {"computed": True, "slope_per_minute": slope},
+                                      "lse_c": {"computed": False, "why": "no SyncNet given"}}}}
+
+    lines = summary_table({"base": summary(-0.012), "adapter": summary(0.0031)}).splitlines()
+    assert lines[-2].split() == ["ssim", "drift", "per", "minute", "-0.0120", "+0.0031"]
+    assert lines[-1].split() == ["lse_c", "drift", "per", "minute", "n/a", "n/a"]

@@ -155,5 +155,21 @@ def summary_table(summaries: dict) -> str:
             cells.append(f"{value:.4f}" if entry["computed"] and isinstance(value, float) else
                          str(value) if entry["computed"] else "n/a")
         rows.append([name, *cells])
+    rows += _drift_rows(summaries)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
+
+
+def _drift_rows(summaries: dict) -> list[list[str]]:
+    """One row per drift metric: its slope per minute in each dub (n/a where it could not be fitted)."""
+    names = []
+    for summary in summaries.values():
+        names += [name for name in summary.get("drift", {}).get("metrics", {}) if name not in names]
+    rows = []
+    for name in names:
+        cells = []
+        for summary in summaries.values():
+            entry = summary.get("drift", {}).get("metrics", {}).get(name, {})
+            cells.append(f"{entry['slope_per_minute']:+.4f}" if entry.get("computed") else "n/a")
+        rows.append([f"{name} drift per minute", *cells])
+    return rows
