@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from modules.demo.random_models import micro_vae
+from modules.demo.random_motion import write_motion_model
 from modules.errors import ModelFileError, SettingError
 from modules.families.musetalk_family import MuseTalkFamily
 from modules.families.musetalk_inference import generate_mouths
@@ -152,3 +153,10 @@ def test_motion_adapter_training_resumes_bit_for_bit_and_a_stop_keeps_a_checkpoi
     torch.save({"weight": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ModelFileError, match="not a motion adapter of this pack"):
         load_motion_adapter(str(tmp_path / "other.pt"))
+    from modules.motion.motion_file import load_motion_model
+
+    with pytest.raises(ModelFileError, match="is a motion adapter .*load it with Load Motion Adapter"):
+        load_motion_model(whole.path)
+    model = write_motion_model(str(tmp_path / "motion.safetensors"))
+    with pytest.raises(ModelFileError, match="is a motion model .*load it with Load Motion Model"):
+        load_motion_adapter(model)

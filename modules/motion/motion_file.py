@@ -18,6 +18,7 @@ from .lip_motion import POINT_COUNT
 from .style_motion import StyleMotion, StyleSettings
 
 MOTION_FORMAT = "unavglip_lip_motion_model"
+ADAPTER_FORMAT = "unavglip_motion_adapter"  # motion_adapter.adapter_file's (a layer above): told apart in messages
 FORMAT_VERSION = "1"
 KINDS = {"style": (StyleMotion, StyleSettings), "diffusion": (LandmarkDiffusion, DiffusionSettings)}
 NAMES = {"style": "StyleMotion", "diffusion": "LandmarkDiffusion"}
@@ -64,6 +65,9 @@ def load_motion_model(path: str) -> MotionModel:
     name = os.path.basename(path)
     metadata = _metadata(path)
     state = read_weight_file(path, "motion model")
+    if metadata.get("format") == ADAPTER_FORMAT:
+        raise ModelFileError(f"{name} is a motion adapter (it renders lip motion); load it with Load Motion Adapter "
+                             "(or --motion-adapter). Load Motion Model takes StyleMotion or LandmarkDiffusion.")
     if metadata.get("format") != MOTION_FORMAT:
         raise ModelFileError(f"{name} is not a motion model of this pack (found {describe_keys(state)}). Train one "
                              "with Train Lip Motion or `unavglip train-motion`; it goes in models/unavglip_motion.")

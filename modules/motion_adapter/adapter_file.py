@@ -7,9 +7,8 @@ import os
 from ..errors import ModelFileError
 from ..files.json_files import settings_json_path, write_json_atomically
 from ..files.weight_file import describe_keys, read_weight_file
+from ..motion.motion_file import ADAPTER_FORMAT, MOTION_FORMAT
 from .motion_adapter import MotionAdapter, MotionAdapterSettings
-
-ADAPTER_FORMAT = "unavglip_motion_adapter"
 FORMAT_VERSION = "1"
 
 
@@ -29,6 +28,9 @@ def load_motion_adapter(path: str) -> tuple[MotionAdapter, dict]:
     name = os.path.basename(path)
     state = read_weight_file(path, "motion adapter")
     metadata = _metadata(path)
+    if metadata.get("format") == MOTION_FORMAT:
+        raise ModelFileError(f"{name} is a motion model (it predicts lip motion from speech); load it with Load "
+                             "Motion Model (or --motion-model). Load Motion Adapter takes a motion adapter.")
     if metadata.get("format") != ADAPTER_FORMAT:
         raise ModelFileError(f"{name} is not a motion adapter of this pack (found {describe_keys(state)}). Train one "
                              "with `unavglip train-adapter --kind motion` or Train Motion Adapter.")
