@@ -22,7 +22,7 @@ from ..motion_adapter.landmark_map import landmark_maps
 from ..motion_adapter.motion_adapter import MotionAdapter, MotionAdapterSettings, modulate
 from ..musetalk.musetalk_input import lower_half_blanked
 from ..runtime import Runtime
-from ..training.checkpoints import load_resume_state, save_weights_and_state
+from ..training.checkpoints import restore_random_state, resume_point, save_weights_and_state
 from ..training.losses import l1, lower_half
 from ..training.trainer import TrainingStopped, stop_if_interrupted
 from ..training.training_step import TrainingVAE
@@ -211,17 +211,12 @@ def _validate(unet, vae, adapter, drawer, settings, device):
 
 
 def _resume(out_dir, run, adapter, optimizer, rng, state, runtime) -> None:
-    found = load_resume_state(out_dir)
+    found = resume_point(out_dir, run, runtime, "the same base model and sizes")
     if found is None:
-        runtime.log(f"UnAvgLip: no checkpoint in {out_dir} to resume from; starting at step 0.")
         return
     saved, path = found
-    if saved.get("run") != run:
-        raise SettingError(f"Cannot resume: the checkpoint in {out_dir} was made for {saved.get('run')}, this run "
-                           f"is {run}. Resume with the same base model and sizes, or start a new run elsewhere.")
     adapter.load_state_dict(load_motion_adapter(path)[0].state_dict())
     optimizer.load_state_dict(saved["optimizer"])
-    rng.bit_generator.state = saved["rng"]
-    torch.set_rng_state(saved["torch_rng"])
+    restore_random_state(saved, rng)
     state.update({key: saved[key] for key in ("step", "history", "validation")}, path=path)
     runtime.log(f"UnAvgLip: resuming at step {int(state['step'])}.")

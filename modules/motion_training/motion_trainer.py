@@ -16,7 +16,7 @@ from ..errors import SettingError
 from ..motion.motion_file import KINDS, NAMES, MotionModel, load_motion_model, new_network, save_motion_model
 from ..motion.motion_plot import plot_motion
 from ..runtime import Runtime
-from ..training.checkpoints import load_resume_state, save_weights_and_state
+from ..training.checkpoints import restore_random_state, resume_point, save_weights_and_state
 from ..training.trainer import TrainingStopped, stop_if_interrupted
 from ..training_data.dataset_files import TrainingData
 from .motion_losses import identity_loss, landmark_distance, velocity_loss
@@ -202,17 +202,12 @@ def validate(network, drawer: MotionDrawer, settings: MotionSettings, device) ->
 
 
 def _resume(out_dir, run, network, optimizer, rng, state, runtime) -> None:
-    found = load_resume_state(out_dir)
+    found = resume_point(out_dir, run, runtime)
     if found is None:
-        runtime.log(f"UnAvgLip: no checkpoint in {out_dir} to resume from; starting at step 0.")
         return
     saved, path = found
-    if saved.get("run") != run:
-        raise SettingError(f"Cannot resume: the checkpoint in {out_dir} was made for {saved.get('run')}, this run "
-                           f"is {run}. Resume with the same model and sizes, or start a new run in another folder.")
     network.load_state_dict(load_motion_model(path).network.state_dict())
     optimizer.load_state_dict(saved["optimizer"])
-    rng.bit_generator.state = saved["rng"]
-    torch.set_rng_state(saved["torch_rng"])
+    restore_random_state(saved, rng)
     state.update({key: saved[key] for key in ("step", "history", "validation")}, path=path)
     runtime.log(f"UnAvgLip: resuming at step {int(state['step'])}.")

@@ -88,3 +88,23 @@ def check_compatible(saved: dict, current: dict) -> None:
         details = ", ".join(f"{key}: saved {saved.get(key)} vs now {current.get(key)}" for key in different)
         raise SettingError(f"Cannot resume: the checkpoint was made with other settings ({details}). Resume with "
                            "the same base model and settings, or start a new run in another folder.")
+
+
+def resume_point(out_dir: str, run: dict, runtime, keep_same: str = "the same model and sizes"):
+    """(resume state, weights path) of the newest checkpoint in out_dir made for `run`; None (and a log line) when
+    there is none. A checkpoint of another run is refused: resuming it would mix two trainings."""
+    found = load_resume_state(out_dir)
+    if found is None:
+        runtime.log(f"UnAvgLip: no checkpoint in {out_dir} to resume from; starting at step 0.")
+        return None
+    saved, path = found
+    if saved.get("run") != run:
+        raise SettingError(f"Cannot resume: the checkpoint in {out_dir} was made for {saved.get('run')}, this run "
+                           f"is {run}. Resume with {keep_same}, or start a new run in another folder.")
+    return saved, path
+
+
+def restore_random_state(saved: dict, rng) -> None:
+    """The numpy Generator's and torch's CPU random state as saved, so the resumed run draws what it would have."""
+    rng.bit_generator.state = saved["rng"]
+    torch.set_rng_state(saved["torch_rng"])

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import SettingError
 from ..runtime import Runtime
-from ..training.checkpoints import load_resume_state, save_weights_and_state
+from ..training.checkpoints import restore_random_state, resume_point, save_weights_and_state
 from ..training.trainer import TrainingStopped, stop_if_interrupted
 from ..training_data.dataset_files import TrainingData
 from ..wav2lip.attn_wav2lip import AttnSettings, AttnWav2Lip
@@ -209,19 +209,14 @@ def _preview(targets: torch.Tensor, generated: torch.Tensor) -> np.ndarray:
 
 
 def _resume(out_dir, run, generator, discriminator, g_optimizer, d_optimizer, rng, state, runtime) -> None:
-    found = load_resume_state(out_dir)
+    found = resume_point(out_dir, run, runtime, "the same model")
     if found is None:
-        runtime.log(f"UnAvgLip: no checkpoint in {out_dir} to resume from; starting at step 0.")
         return
     saved, path = found
-    if saved.get("run") != run:
-        raise SettingError(f"Cannot resume: the checkpoint in {out_dir} was made for {saved.get('run')}, this run "
-                           f"is {run}. Resume with the same model, or start a new run in another folder.")
     generator.load_state_dict(load_generator(path).network.state_dict())
     discriminator.load_state_dict(saved["discriminator"])
     g_optimizer.load_state_dict(saved["g_optimizer"])
     d_optimizer.load_state_dict(saved["d_optimizer"])
-    rng.bit_generator.state = saved["rng"]
-    torch.set_rng_state(saved["torch_rng"])
+    restore_random_state(saved, rng)
     state.update({key: saved[key] for key in ("step", "history", "validation", "sync_average")}, path=path)
     runtime.log(f"UnAvgLip: resuming at step {int(state['step'])}.")
