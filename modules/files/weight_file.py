@@ -86,3 +86,17 @@ def describe_keys(state: dict, limit: int = 4) -> str:
     sample = ", ".join(str(key) for key in keys[:limit])
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return f"{len(keys)} keys: {sample}{more}"
+
+
+def safetensors_metadata(path: str) -> dict:
+    """The string metadata of a .safetensors file's header; {} for another kind of file, a missing one, or a damaged
+    header (reading its tensors then says what is wrong)."""
+    if not path.lower().endswith(SAFETENSORS_SUFFIXES) or not os.path.isfile(path):
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as handle:
+            return handle.metadata() or {}
+    except Exception:  # noqa: BLE001 - any damage: read_weight_file names it
+        return {}

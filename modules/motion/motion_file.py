@@ -12,7 +12,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..files.json_files import settings_json_path, write_json_atomically
-from ..files.weight_file import describe_keys, read_weight_file
+from ..files.weight_file import describe_keys, read_weight_file, safetensors_metadata
 from .landmark_diffusion import DiffusionSettings, LandmarkDiffusion
 from .lip_motion import POINT_COUNT
 from .style_motion import StyleMotion, StyleSettings
@@ -63,7 +63,9 @@ def save_motion_model(model: MotionModel, path: str, extra: dict | None = None) 
 
 def load_motion_model(path: str) -> MotionModel:
     name = os.path.basename(path)
-    metadata = _metadata(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path} does not exist; put motion models in models/unavglip_motion.")
+    metadata = safetensors_metadata(path)
     state = read_weight_file(path, "motion model")
     if metadata.get("format") == ADAPTER_FORMAT:
         raise ModelFileError(f"{name} is a motion adapter (it renders lip motion); load it with Load Motion Adapter "
@@ -84,15 +86,3 @@ def load_motion_model(path: str) -> MotionModel:
     return MotionModel(network.float().eval().requires_grad_(False), kind, path,
                        np.asarray(json.loads(metadata["neutral"]), np.float32),
                        np.asarray(json.loads(metadata["anchor"]), np.float32), float(json.loads(metadata["fps"])))
-
-
-def _metadata(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path} does not exist; put motion models in models/unavglip_motion.")
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="pt") as handle:
-            return handle.metadata() or {}
-    except Exception:  # noqa: BLE001 - not a safetensors file: say what it is below
-        return {}

@@ -6,7 +6,7 @@ import os
 
 from ..errors import ModelFileError
 from ..files.json_files import settings_json_path, write_json_atomically
-from ..files.weight_file import describe_keys, read_weight_file
+from ..files.weight_file import describe_keys, read_weight_file, safetensors_metadata
 from ..motion.motion_file import ADAPTER_FORMAT, MOTION_FORMAT
 from .motion_adapter import MotionAdapter, MotionAdapterSettings
 FORMAT_VERSION = "1"
@@ -27,7 +27,7 @@ def load_motion_adapter(path: str) -> tuple[MotionAdapter, dict]:
     """(the adapter in eval mode, its metadata)."""
     name = os.path.basename(path)
     state = read_weight_file(path, "motion adapter")
-    metadata = _metadata(path)
+    metadata = safetensors_metadata(path)
     if metadata.get("format") == MOTION_FORMAT:
         raise ModelFileError(f"{name} is a motion model (it predicts lip motion from speech); load it with Load "
                              "Motion Model (or --motion-model). Load Motion Adapter takes a motion adapter.")
@@ -44,13 +44,3 @@ def load_motion_adapter(path: str) -> tuple[MotionAdapter, dict]:
         first = " ".join(str(error).strip().splitlines()[:2])
         raise ModelFileError(f"{name} does not match the motion adapter's layers ({first[:400]}).") from None
     return adapter.float().eval().requires_grad_(False), metadata
-
-
-def _metadata(path: str) -> dict:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="pt") as handle:
-            return handle.metadata() or {}
-    except Exception:  # noqa: BLE001 - not a safetensors file: the caller says what it is
-        return {}

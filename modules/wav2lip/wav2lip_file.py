@@ -14,7 +14,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..files.json_files import settings_json_path, write_json_atomically
-from ..files.weight_file import SAFETENSORS_SUFFIXES, describe_keys, read_weight_file, tensor_items
+from ..files.weight_file import describe_keys, read_weight_file, safetensors_metadata, tensor_items
 from .attn_wav2lip import AttnSettings, AttnWav2Lip
 from .quality_discriminator import QualityDiscriminator
 from .wav2lip_generator import Wav2Lip
@@ -101,18 +101,6 @@ def strict_load(network: torch.nn.Module, state: dict, name: str, what: str) -> 
         first = " ".join(str(error).strip().splitlines()[:2])
         raise ModelFileError(f"{name} does not match {what}'s layers ({first[:400]}).") from None
     return network.float().eval().requires_grad_(False)
-
-
-def safetensors_metadata(path: str) -> dict:
-    if not path.lower().endswith(SAFETENSORS_SUFFIXES) or not os.path.isfile(path):
-        return {}
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="pt") as handle:
-            return handle.metadata() or {}
-    except Exception:  # noqa: BLE001 - a damaged header: read_weight_file says what is wrong
-        return {}
 
 
 def check_format_version(metadata: dict, name: str) -> None:
