@@ -7,7 +7,6 @@ temp folder, so memory stays flat whatever the length.
 
 import os
 import uuid
-from io import BytesIO
 
 import folder_paths
 from comfy_api.latest import InputImpl, io
@@ -20,7 +19,7 @@ from .comfy_vae import ComfyVAECodec
 from .face_nodes import INSIGHTFACE_IO, check_analysis, face_parser, face_parser_path
 from .model_handles import MODEL_IO, WHISPER_IO, load_family
 from .node_table import node_schema
-from .video_files import encode_video, untrimmed_source
+from .video_files import video_file
 
 WORK_FOLDER = "unavglip"  # inside ComfyUI's temp folder, which ComfyUI empties on start
 
@@ -80,16 +79,3 @@ class DubVideo(io.ComfyNode):
             if temporary and os.path.exists(source):
                 os.remove(source)
         return io.NodeOutput(InputImpl.VideoFromFile(output))
-
-
-def video_file(video, stem: str) -> tuple[str, bool]:
-    """A file holding the VIDEO's frames: its own file when it is an untrimmed file on disk (no copy), else a
-    temporary one (a BytesIO upload is written out; a trimmed or generated video is encoded) -> (path, temporary)."""
-    source = untrimmed_source(video)
-    if isinstance(source, str) and os.path.isfile(source):
-        return source, False
-    if isinstance(source, BytesIO):
-        with open(stem + ".bin", "wb") as handle:
-            handle.write(source.getbuffer())
-        return stem + ".bin", True
-    return encode_video(video, stem + ".mp4"), True

@@ -6,7 +6,7 @@ model management, which is for models that need memory decisions.
 """
 
 import os
-from io import BytesIO
+import uuid
 
 import comfy.model_management as model_management
 import folder_paths
@@ -27,7 +27,7 @@ from .comfy_runtime import comfy_runtime, logger, node_id_of
 from .face_nodes import INSIGHTFACE_IO, check_analysis
 from .model_folders import MOTION_FOLDER, file_input, full_path
 from .node_table import node_schema
-from .video_files import encode_video, untrimmed_source
+from .video_files import video_file
 
 CATEGORY = "UnAvgLip/motion"
 MOTION_MODEL_IO = io.Custom("UNAVGLIP_MOTION_MODEL")
@@ -124,26 +124,19 @@ def _reference(video, frames, audio, face_analysis, fps, runtime):
         if seconds > MAX_REFERENCE_SECONDS:
             raise SettingError(f"The style video lasts {seconds:.0f} s; a reference of at most "
                                f"{MAX_REFERENCE_SECONDS:g} s is enough (trim it in Load Video).")
-        return reference_from_video_file(_video_file(video), face_analysis, runtime)
+        os.makedirs(folder_paths.get_temp_directory(), exist_ok=True)
+        stem = os.path.join(folder_paths.get_temp_directory(), f"unavglip_style_reference_{uuid.uuid4().hex}")
+        path, temporary = video_file(video, stem)
+        try:
+            return reference_from_video_file(path, face_analysis, runtime)
+        finally:
+            if temporary and os.path.exists(path):
+                os.remove(path)
     if audio is None:
         raise SettingError("style_frames need their sound: connect style_audio.")
     speech = mono_16k(audio["waveform"], audio["sample_rate"], log=logger.warning)
     return reference_from_frames(frames, speech, fps, face_analysis, "the style reference", runtime)
 
-
-def _video_file(video) -> str:
-    """The VIDEO's own file, or (an upload held in memory, a trimmed or generated video) a copy in ComfyUI's temp
-    folder, named by the node so a second run replaces it."""
-    source = untrimmed_source(video)
-    if isinstance(source, str) and os.path.isfile(source):
-        return source
-    path = os.path.join(folder_paths.get_temp_directory(), "unavglip_style_reference.mp4")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if isinstance(source, BytesIO):
-        with open(path, "wb") as handle:
-            handle.write(source.getbuffer())
-        return path
-    return encode_video(video, path)
 
 
 class DrawLipMotion(io.ComfyNode):

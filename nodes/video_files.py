@@ -1,5 +1,5 @@
 """The file behind a ComfyUI VIDEO, for the nodes that read video files chunk by chunk (Dub Video, Prepare
-Training Data)."""
+Training Data, Speech to Lip Motion's style reference)."""
 
 import io
 import os
@@ -29,3 +29,18 @@ def encode_video(video, path: str) -> str:
             os.remove(path)
         raise
     return path
+
+
+def video_file(video, stem: str) -> tuple[str, bool]:
+    """A file holding the VIDEO's frames: its own file when it is an untrimmed file on disk (no copy), else a
+    temporary one (an upload held in memory is written out; a trimmed or generated video is encoded) -> (path,
+    temporary)."""
+    source = untrimmed_source(video)
+    if isinstance(source, str) and os.path.isfile(source):
+        return source, False
+    if isinstance(source, io.BytesIO):
+        with open(stem + ".bin", "wb") as handle:
+            handle.write(source.getbuffer())
+        return stem + ".bin", True
+    return encode_video(video, stem + ".mp4"), True
+
