@@ -68,9 +68,10 @@ class LipMotion:
         """[T, 29, 2] the absolute normalised shape of each frame."""
         return self.offsets + self.neutral
 
-    def crop_points(self) -> np.ndarray:
-        """[T, 29, 2] the points in pixels of a crop_size crop (placed by the anchor)."""
-        return self.shapes * self.anchor[2] + self.anchor[:2]
+    def crop_points(self, frames=None) -> np.ndarray:
+        """[T, 29, 2] the points in pixels of a crop_size crop (placed by the anchor); of `frames` only when given."""
+        offsets = self.offsets if frames is None else self.offsets[frames]
+        return (offsets + self.neutral) * self.anchor[2] + self.anchor[:2]
 
     def opening(self) -> np.ndarray:
         """[T] the inner-lip gap in inner eye distances (0 closed, about 0.3-0.5 wide open)."""

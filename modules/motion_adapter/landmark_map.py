@@ -30,6 +30,5 @@ def landmark_maps(points: torch.Tensor, size: int = LATENT_SIZE, crop_size: int 
 
 def motion_points(motion: LipMotion, frames: list[int]) -> torch.Tensor:
     """[len(frames), 29, 2] crop pixels of the motion's frames (the last frame repeats past its end)."""
-    points = motion.crop_points() * (CROP_SIZE / motion.crop_size)
-    chosen = [min(max(index, 0), len(points) - 1) for index in frames]
-    return torch.from_numpy(points[chosen]).float()
+    chosen = [min(max(index, 0), len(motion) - 1) for index in frames]  # only these: a batch, not the whole dub
+    return torch.from_numpy(motion.crop_points(chosen) * (CROP_SIZE / motion.crop_size)).float()
