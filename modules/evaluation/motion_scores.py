@@ -21,16 +21,6 @@ def motion_lmd(predicted: LipMotion, true: LipMotion) -> float:
     return float(np.linalg.norm(predicted.shapes[:count] - true.shapes[:count], axis=-1).mean())
 
 
-def frame_loudness(speech_16k: np.ndarray, fps: float, count: int) -> np.ndarray:
-    """[count] RMS of the speech under each frame (0 past its end)."""
-    loudness = np.zeros(count)
-    for index in range(count):
-        piece = speech_16k[int(round(index * 16000 / fps)):int(round((index + 1) * 16000 / fps))]
-        if piece.size:
-            loudness[index] = np.sqrt(np.mean(piece.astype(np.float64) ** 2))
-    return loudness
-
-
 def mel_loudness(mel: np.ndarray, fps: float, frames: np.ndarray) -> np.ndarray:
     """[len(frames)] the mean level (dB scale) of Wav2Lip's mel over each frame's time: loudness where only the mel
     is kept (prepared data)."""
@@ -41,7 +31,7 @@ def mel_loudness(mel: np.ndarray, fps: float, frames: np.ndarray) -> np.ndarray:
 
 
 def opening_speech_correlation(motion: LipMotion, loudness: np.ndarray) -> float:
-    """Pearson's r of mouth opening and loudness per frame (`frame_loudness` or `mel_loudness`); NaN when either
+    """Pearson's r of mouth opening and loudness per frame (`mouth_motion.frame_rms` or `mel_loudness`); NaN when either
     does not vary."""
     opening = motion.opening().astype(np.float64)
     loudness = np.asarray(loudness, np.float64)[:len(opening)]

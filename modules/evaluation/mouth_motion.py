@@ -22,14 +22,18 @@ def mouth_opening(landmarks68: np.ndarray, bbox: np.ndarray) -> float:
     return gap / height if height > 0 else float("nan")
 
 
-def silent_frames(speech_16k: np.ndarray, fps: float, count: int) -> np.ndarray:
-    """bool [count]: whether the speech under each video frame (1 / fps seconds) is below SILENCE_DBFS RMS.
-    Frames past the end of the speech are silent."""
-    silent = np.ones(count, dtype=bool)
-    threshold = 10 ** (SILENCE_DBFS / 20)
+def frame_rms(speech_16k: np.ndarray, fps: float, count: int) -> np.ndarray:
+    """[count] RMS of the speech under each video frame (1 / fps seconds); 0 past the end of the speech."""
+    rms = np.zeros(count)
     for index in range(count):
         start, stop = int(round(index * 16000 / fps)), int(round((index + 1) * 16000 / fps))
         piece = speech_16k[start:stop]
         if piece.size:
-            silent[index] = float(np.sqrt(np.mean(piece.astype(np.float64) ** 2))) < threshold
-    return silent
+            rms[index] = float(np.sqrt(np.mean(piece.astype(np.float64) ** 2)))
+    return rms
+
+
+def silent_frames(speech_16k: np.ndarray, fps: float, count: int) -> np.ndarray:
+    """bool [count]: whether the speech under each video frame is below SILENCE_DBFS RMS. Frames past the end of
+    the speech are silent."""
+    return frame_rms(speech_16k, fps, count) < 10 ** (SILENCE_DBFS / 20)
