@@ -9,6 +9,7 @@ import, also those inside functions).
 LAYERS = (
     "errors",  # the exceptions the pack raises on bad input
     "runtime",  # the seam to the host: device, progress, interrupt
+    "distributed",  # training on several processes (torchrun): which rank this is, its share, DDP, collective stops
     "precision",  # which dtype the models compute in on a device, and its fallbacks
     "compile_mode",  # optional torch.compile of a model, with a fallback to the uncompiled one
     "files",  # reading weight files safely; where model files go

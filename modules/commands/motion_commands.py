@@ -36,21 +36,21 @@ def run_train_motion(args) -> int:
     import torch
 
     from ..motion_training.motion_trainer import train_motion
-    from ..runtime import Runtime
     from ..training.loss_plot import plot_losses
     from ..training_data.dataset_files import open_training_data
-    from .training_commands import _Progress, _device
+    from .training_run import training_run
 
     settings = MotionSettings(model=args.model, **{name: getattr(args, name) for name in (
         "steps", "batch_size", "window", "reference_frames", "width", "layers", "learning_rate", "velocity_weight",
         "identity_weight", "reference_dropout", "sample_steps", "checkpoint_every", "validate_every", "seed")})
     settings.check()
     data = open_training_data(args.data)
-    progress = _Progress("steps")
     os.makedirs(args.out, exist_ok=True)
-    with torch.inference_mode(False):
-        result = train_motion(data, settings, args.out, Runtime(device=_device(args.cpu)), resume=args.resume,
-                              on_step=lambda step, total, terms: progress(step, total, f" loss {terms['total']:.4f}"))
+    with torch.inference_mode(False), training_run(args.cpu, args.batch_size) as run:
+        result = train_motion(data, settings, args.out, run.runtime, resume=args.resume, on_step=run.on_step(),
+                              ranks=run.ranks)
+        if not run.ranks.main:
+            return 0
     curve = os.path.join(args.out, "loss_curve.png")
     plot_losses(result.history, result.validation, curve, title=f"{result.model.name} training")
     if result.preview is not None:

@@ -6,8 +6,6 @@
 """
 
 import os
-import sys
-import time
 
 import torch
 
@@ -15,6 +13,7 @@ from ..errors import UnAvgLipError
 from ..files.model_files import describe_model_files, find_model_files
 from ..training.losses import LossWeights
 from ..training.presets import PRESETS
+from .training_run import Progress, training_run
 
 
 def add_training_commands(commands) -> dict:
@@ -71,16 +70,6 @@ def _required(found: dict, names: list[str], models_dir: str) -> None:
                             + describe_model_files(models_dir, found))
 
 
-class _Progress:
-    def __init__(self, label: str):
-        self.label, self.started = label, time.perf_counter()
-
-    def __call__(self, done: int, total: int, text: str = "") -> None:
-        rate = done / max(time.perf_counter() - self.started, 1e-9)
-        end = "\n" if done >= total else ""
-        print(f"\r{self.label} {done}/{total} ({rate:.2f}/s){text}", end=end, file=sys.stderr, flush=True)
-
-
 def run_prepare_data(args) -> int:
     from ..audio.whisper_encoder import load_whisper_encoder
     from ..face.face_analysis import load_face_analysis
@@ -97,7 +86,7 @@ def run_prepare_data(args) -> int:
     settings = PrepareSettings(base_version=args.base, bbox_shift=args.bbox_shift,
                                validation_fraction=args.validation_fraction)
     report = prepare_dataset(args.videos, args.out, encoder, analysis, settings,
-                             Runtime(device=device, report_progress=_Progress("frames")))
+                             Runtime(device=device, report_progress=Progress("frames")))
     for video, reason in report.skipped:
         print(f"skipped {video}: {reason}")
     print(f"Prepared {len(report.clips)} clips ({report.frames} frames; {report.reused} reused) in "
@@ -107,16 +96,10 @@ def run_prepare_data(args) -> int:
 
 def run_train_adapter(args) -> int:
     from ..families.musetalk_family import MuseTalkFamily
-    from ..loss_networks.arcface_loss import ArcFaceForLoss
-    from ..loss_networks.vgg_features import load_vgg_features
-    from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
     from ..musetalk.musetalk_unet import load_lipsync_unet
     from ..musetalk.vae_codec import load_diffusers_vae
-    from ..runtime import Runtime
-    from ..training.loss_plot import plot_losses
     from ..training.presets import preset
-    from ..training.trainer import TrainModels, train_adapter
-    from ..training.training_step import LossModels, TrainingVAE
+    from ..training.training_step import TrainingVAE
     from ..training_data.dataset_files import open_training_data
 
     found = find_model_files(args.models_dir)
@@ -129,13 +112,26 @@ def run_train_adapter(args) -> int:
                                                     "gradient_accumulation", "n_cond", "checkpoint_every",
                                                     "validate_every", "seed", "gradient_checkpointing",
                                                     "mixed_precision")}
-    device = _device(args.cpu)
-    base = load_lipsync_unet(found[unet_key], version=args.base)
-    base.unet.to(device)
-    vae = load_diffusers_vae(found["VAE"]).to(device)
-    if args.kind == "motion":
-        return _train_motion_adapter(args, data, MuseTalkFamily(base), TrainingVAE(vae), device)
-    settings = preset(args.preset, weights=weights, train_lora=False if args.no_lora else None, **changes)
+    with training_run(args.cpu, args.batch_size) as run:
+        device = run.device
+        base = load_lipsync_unet(found[unet_key], version=args.base)
+        base.unet.to(device)
+        vae = load_diffusers_vae(found["VAE"]).to(device)
+        if args.kind == "motion":
+            return _train_motion_adapter(args, data, MuseTalkFamily(base), TrainingVAE(vae), run)
+        settings = preset(args.preset, weights=weights, train_lora=False if args.no_lora else None, **changes)
+        return _train_identity_adapter(args, found, data, MuseTalkFamily(base), TrainingVAE(vae), settings, run)
+
+
+def _train_identity_adapter(args, found, data, family, vae, settings, run) -> int:
+    from ..loss_networks.arcface_loss import ArcFaceForLoss
+    from ..loss_networks.vgg_features import load_vgg_features
+    from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
+    from ..training.loss_plot import plot_losses
+    from ..training.trainer import TrainModels, train_adapter
+    from ..training.training_step import LossModels
+
+    device = run.device
     losses = LossModels()
     if found["VGG19"]:
         losses.vgg = load_vgg_features(found["VGG19"]).to(device)
@@ -144,11 +140,11 @@ def run_train_adapter(args) -> int:
     recogniser = _recognition_model(found["face analysis"])
     if recogniser:
         losses.arcface = ArcFaceForLoss(recogniser).to(device)
-    progress = _Progress("steps")
     os.makedirs(args.out, exist_ok=True)
-    result = train_adapter(data, TrainModels(MuseTalkFamily(base), TrainingVAE(vae), losses), settings, args.out,
-                           Runtime(device=device), resume=args.resume,
-                           on_step=lambda step, total, terms: progress(step, total, f" loss {terms['total']:.4f}"))
+    result = train_adapter(data, TrainModels(family, vae, losses), settings, args.out, run.runtime,
+                           resume=args.resume, on_step=run.on_step(), ranks=run.ranks)
+    if not run.ranks.main:
+        return 0
     curve = os.path.join(args.out, "loss_curve.png")
     plot_losses(result.history, result.validation, curve)
     if result.preview is not None:
@@ -160,12 +156,11 @@ def run_train_adapter(args) -> int:
     return 0
 
 
-def _train_motion_adapter(args, data, family, vae, device) -> int:
+def _train_motion_adapter(args, data, family, vae, run) -> int:
     """train-adapter --kind motion: the settings it shares with the identity adapter, and the mouth term."""
     import cv2
 
     from ..motion_training.motion_adapter_trainer import MotionAdapterTraining, train_motion_adapter
-    from ..runtime import Runtime
     from ..training.loss_plot import plot_losses
 
     given = {key: getattr(args, key) for key in ("steps", "learning_rate", "batch_size", "checkpoint_every",
@@ -173,11 +168,11 @@ def _train_motion_adapter(args, data, family, vae, device) -> int:
     given.update({name: getattr(args, f"w_{name}") for name in ("l1_latent", "l1_lower", "l1_full", "mouth")
                   if getattr(args, f"w_{name}") is not None})
     settings = MotionAdapterTraining(**given)
-    progress = _Progress("steps")
     os.makedirs(args.out, exist_ok=True)
-    result = train_motion_adapter(data, family, vae, settings, args.out, Runtime(device=device), resume=args.resume,
-                                  on_step=lambda step, total, terms: progress(step, total,
-                                                                              f" loss {terms['total']:.4f}"))
+    result = train_motion_adapter(data, family, vae, settings, args.out, run.runtime, resume=args.resume,
+                                  on_step=run.on_step(), ranks=run.ranks)
+    if not run.ranks.main:
+        return 0
     curve = os.path.join(args.out, "loss_curve.png")
     plot_losses(result.history, result.validation, curve, title="motion adapter training")
     if result.preview is not None:

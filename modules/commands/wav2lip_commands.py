@@ -43,12 +43,11 @@ def run_train_wav2lip(args) -> int:
     from ..families.lipsync_model_file import load_wav2lip_family_file
     from ..evaluation.lpips_network import WHERE, load_lpips
     from ..loss_networks.wav2lip_syncnet import load_lipsync_expert
-    from ..runtime import Runtime
     from ..training.loss_plot import plot_losses
     from ..training_data.dataset_files import open_training_data
     from ..wav2lip_training.gan_step import GanLossModels
     from ..wav2lip_training.gan_trainer import GanModels, train_wav2lip
-    from .training_commands import _Progress, _device
+    from .training_run import training_run
 
     found = find_model_files(args.models_dir)
     weights = GanWeights(**{name: getattr(args, f"w_{name}") for name in GanWeights().as_dict()})
@@ -66,17 +65,16 @@ def run_train_wav2lip(args) -> int:
     if args.model == "wav2lip" and generator is None:
         raise SettingError(f"--model wav2lip fine-tunes the published generator: put wav2lip_gan.pth in "
                            f"{os.path.join(args.models_dir, 'lipsync')} or give --start.")
-    device = _device(args.cpu)
     losses = GanLossModels(
         sync_expert=load_lipsync_expert(found["sync expert"]) if found["sync expert"] else None,
         lpips=load_lpips(found["LPIPS backbone"]) if weights.lpips > 0 else None)
     data = open_training_data(args.data)
-    progress = _Progress("steps")
     os.makedirs(args.out, exist_ok=True)
-    with torch.inference_mode(False):
-        result = train_wav2lip(data, GanModels(generator, losses), settings, args.out, Runtime(device=device),
-                               resume=args.resume,
-                               on_step=lambda step, total, terms: progress(step, total, f" loss {terms['total']:.4f}"))
+    with torch.inference_mode(False), training_run(args.cpu, args.batch_size) as run:
+        result = train_wav2lip(data, GanModels(generator, losses), settings, args.out, run.runtime,
+                               resume=args.resume, on_step=run.on_step(), ranks=run.ranks)
+        if not run.ranks.main:
+            return 0
     curve = os.path.join(args.out, "loss_curve.png")
     plot_losses(result.history, result.validation, curve, title=f"{args.model} training")
     if result.preview is not None:

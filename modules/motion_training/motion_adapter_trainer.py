@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..audio.audio_position import add_positional_encoding
+from ..distributed.ranks import ALONE, Ranks
 from ..errors import SettingError
 from ..motion.lip_motion import POINTS
 from ..motion_adapter.adapter_file import load_motion_adapter, save_motion_adapter
@@ -70,7 +71,8 @@ class MotionAdapterResult:
 
 def train_motion_adapter(data: TrainingData, family, vae: TrainingVAE, settings: MotionAdapterTraining,
                          out_dir: str, runtime: Runtime | None = None, resume: bool = False,
-                         on_step=None) -> MotionAdapterResult:
+                         on_step=None, ranks: Ranks = ALONE) -> MotionAdapterResult:
+    """`settings.batch_size` is per rank (under torchrun the global batch is batch_size x ranks)."""
     runtime = runtime or Runtime()
     settings.check()
     target = family.training_target()
@@ -85,6 +87,7 @@ def train_motion_adapter(data: TrainingData, family, vae: TrainingVAE, settings:
     torch.manual_seed(settings.seed)
     adapter = MotionAdapter(MotionAdapterSettings(int(unet.conv_in.out_channels), settings.hidden)).to(device)
     optimizer = torch.optim.Adam(adapter.parameters(), lr=settings.learning_rate)
+    step_adapter = ranks.wrap(adapter, device)
     train_drawer = SampleDrawer(data, settings.frames, 0, 0.0, "train")  # no identity embeddings drawn
     check_drawer = SampleDrawer(data, settings.frames, 0, 0.0, "validation")
     rng = np.random.default_rng(settings.seed)
@@ -110,9 +113,11 @@ def train_motion_adapter(data: TrainingData, family, vae: TrainingVAE, settings:
     runtime.report_progress(state["step"], settings.steps)
     with torch.inference_mode(False), torch.enable_grad():
         while state["step"] < settings.steps:
-            stop_if_interrupted(runtime, state["step"], state["path"], save)
-            terms = motion_losses(unet, vae, adapter, train_drawer.draw(rng, settings.batch_size), settings, device)
-            if not torch.isfinite(terms["total"]):
+            stop_if_interrupted(runtime, state["step"], state["path"], save, ranks)
+            batch = train_drawer.draw(rng, settings.batch_size * ranks.world,
+                                      keep=ranks.share(settings.batch_size * ranks.world))
+            terms = motion_losses(unet, vae, step_adapter, batch, settings, device)
+            if ranks.any(not torch.isfinite(terms["total"])):
                 kept = f"the last checkpoint, {state['path']}, is kept" if state["path"] else "no checkpoint yet"
                 raise TrainingStopped(f"The training loss became {float(terms['total'])} at step "
                                       f"{state['step'] + 1}; stopped, {kept}. Lower the learning rate, then resume.")
@@ -121,18 +126,18 @@ def train_motion_adapter(data: TrainingData, family, vae: TrainingVAE, settings:
             optimizer.step()
             state["step"] += 1
             step = state["step"]
-            record = {name: float(value.detach()) for name, value in terms.items()}
+            record = ranks.mean({name: float(value.detach()) for name, value in terms.items()})
             record.update(step=step, seconds=time.perf_counter() - started)
             state["history"].append(record)
             runtime.report_progress(step, settings.steps)
             if on_step:
                 on_step(step, settings.steps, record)
-            if step % settings.validate_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.validate_every == 0 or step == settings.steps):
                 result, preview = _validate(unet, vae, adapter, check_drawer, settings, device)
                 state["validation"].append(dict(result, step=step))
                 runtime.log(f"UnAvgLip: validation at step {step}: "
                             + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                 save(step)
     adapter.eval().requires_grad_(False)
     return MotionAdapterResult(adapter, state["path"], state["step"], state["history"], state["validation"], preview)

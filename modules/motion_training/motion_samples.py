@@ -37,6 +37,11 @@ class MotionBatch:
     reference_mel: torch.Tensor  # [B, R, 80, 16]
     reference_offsets: torch.Tensor  # [B, R, 29, 2]
 
+    def part(self, share: slice) -> "MotionBatch":
+        """The samples of `share` (a rank's part of a global batch)."""
+        return MotionBatch(*(value[share] for value in (self.mel, self.offsets, self.neutral, self.reference_mel,
+                                                         self.reference_offsets)))
+
     def to(self, device) -> "MotionBatch":
         return MotionBatch(*(value.to(device) for value in (self.mel, self.offsets, self.neutral, self.reference_mel,
                                                             self.reference_offsets)))

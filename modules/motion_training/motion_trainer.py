@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..distributed.ranks import ALONE, Ranks
 from ..errors import SettingError
 from ..motion.motion_file import KINDS, NAMES, MotionModel, load_motion_model, new_network, save_motion_model
 from ..motion.motion_plot import plot_motion
@@ -74,7 +75,8 @@ class MotionResult:
 
 
 def train_motion(data: TrainingData, settings: MotionSettings, out_dir: str, runtime: Runtime | None = None,
-                 resume: bool = False, on_step=None) -> MotionResult:
+                 resume: bool = False, on_step=None, ranks: Ranks = ALONE) -> MotionResult:
+    """`settings.batch_size` is per rank (under torchrun the global batch is batch_size x ranks)."""
     runtime = runtime or Runtime()
     settings.check()
     device = runtime.device
@@ -91,6 +93,7 @@ def train_motion(data: TrainingData, settings: MotionSettings, out_dir: str, run
     model = MotionModel(network, settings.model, "", np.mean([m.neutral for m in motions], axis=0),
                         np.mean([m.anchor for m in motions], axis=0), float(np.mean([m.fps for m in motions])))
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+    step_network = ranks.wrap(network, device, some_unused=settings.model == "style")
     rng = np.random.default_rng(settings.seed)
     run = {"model": settings.model, **settings.network_settings()}
     state = {"step": 0, "history": [], "validation": [], "path": None}
@@ -114,9 +117,9 @@ def train_motion(data: TrainingData, settings: MotionSettings, out_dir: str, run
     runtime.report_progress(state["step"], settings.steps)
     with torch.inference_mode(False), torch.enable_grad():
         while state["step"] < settings.steps:
-            stop_if_interrupted(runtime, state["step"], state["path"], save)
-            terms = _one_step(network, optimizer, train_drawer.draw(rng, settings.batch_size).to(device), settings,
-                              rng, state)
+            stop_if_interrupted(runtime, state["step"], state["path"], save, ranks)
+            batch = train_drawer.draw(rng, settings.batch_size * ranks.world)
+            terms = _one_step(network, step_network, optimizer, batch, settings, rng, state, ranks, device)
             state["step"] += 1
             step = state["step"]
             terms.update(step=step, seconds=time.perf_counter() - started)
@@ -124,31 +127,34 @@ def train_motion(data: TrainingData, settings: MotionSettings, out_dir: str, run
             runtime.report_progress(step, settings.steps)
             if on_step:
                 on_step(step, settings.steps, terms)
-            if step % settings.validate_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.validate_every == 0 or step == settings.steps):
                 result, preview = validate(network, check_drawer, settings, device)
                 state["validation"].append(dict(result, step=step))
                 runtime.log(f"UnAvgLip: validation at step {step}: "
                             + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                 save(step)
     network.eval().requires_grad_(False)
     model.source = state["path"] or ""
     return MotionResult(model, state["path"], state["step"], state["history"], state["validation"], preview)
 
 
-def _one_step(network, optimizer, batch: MotionBatch, settings: MotionSettings, rng, state) -> dict:
+def _one_step(network, step_network, optimizer, batch: MotionBatch, settings: MotionSettings, rng, state,
+              ranks: Ranks, device) -> dict:
+    """`batch`: the global batch (every rank draws the same); this rank computes its share."""
+    share = ranks.share(batch.mel.shape[0])
     if settings.model == "style":
-        terms = _style_terms(network, batch, settings, rng)
+        terms = _style_terms(step_network, batch.part(share).to(device), settings, rng)
     else:
-        terms = _diffusion_terms(network, batch, settings)
-    if not torch.isfinite(terms["total"]):
+        terms = _diffusion_terms(network, step_network, batch, settings, share, device)
+    if ranks.any(not torch.isfinite(terms["total"])):
         kept = f"the last checkpoint, {state['path']}, is kept" if state["path"] else "no checkpoint was made yet"
         raise TrainingStopped(f"The training loss became {float(terms['total'])} at step {state['step'] + 1}; "
                               f"stopped, {kept}. Lower the learning rate, then resume.")
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()
-    return {name: float(value.detach()) for name, value in terms.items()}
+    return ranks.mean({name: float(value.detach()) for name, value in terms.items()})
 
 
 def _style_terms(network, batch: MotionBatch, settings: MotionSettings, rng) -> dict:
@@ -160,12 +166,16 @@ def _style_terms(network, batch: MotionBatch, settings: MotionSettings, rng) -> 
     return {"total": position + settings.velocity_weight * velocity, "position": position, "velocity": velocity}
 
 
-def _diffusion_terms(network, batch: MotionBatch, settings: MotionSettings) -> dict:
+def _diffusion_terms(network, step_network, batch: MotionBatch, settings: MotionSettings, share: slice,
+                     device) -> dict:
+    """The noise and timesteps are drawn for the whole global batch on every rank (the same on all: one seed), so a
+    rank's share of them is what one process with the whole batch draws for those samples."""
     scale = network.motion_scale
+    step = torch.randint(0, network.settings.diffusion_steps, (batch.offsets.shape[0],))[share].to(device)
+    noise = torch.randn(batch.offsets.shape)[share].to(device)
+    batch = batch.part(share).to(device)
     clean = batch.offsets / scale
-    step = torch.randint(0, network.settings.diffusion_steps, (clean.shape[0],)).to(clean.device)
-    noise = torch.randn(clean.shape).to(clean.device)
-    predicted = network(network.add_noise(clean, step, noise), step, batch.mel, batch.neutral)
+    predicted = step_network(network.add_noise(clean, step, noise), step, batch.mel, batch.neutral)
     denoise = (predicted - clean).pow(2).mean()
     velocity = velocity_loss(predicted * scale, batch.offsets)
     identity = identity_loss(predicted * scale, batch.offsets, batch.neutral)

@@ -3,6 +3,8 @@ accumulation, checkpoints, validation on the held-out part, resume, and a stop w
 
 The base UNet, the VAE and every loss network stay frozen (requires_grad off); only the adapter's trainable
 parameters (`trainable_adapter`) change. fp32 weights throughout; bf16 autocast on CUDA, fp32 on the CPU.
+Under torchrun each rank computes its share of the global batch (`distributed.ranks`); rank 0 alone validates and
+writes the checkpoints.
 """
 
 import math
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..distributed.ranks import ALONE, Ranks
 from ..errors import SettingError, UnAvgLipError
 from ..evaluation.image_similarity import ssim_psnr
 from ..identity.adapter_file import load_identity_adapter
@@ -57,7 +60,9 @@ def learning_rate_factor(step: int, settings: TrainSettings) -> float:
 
 
 def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettings, out_dir: str,
-                  runtime: Runtime | None = None, resume: bool = False, on_step=None) -> TrainResult:
+                  runtime: Runtime | None = None, resume: bool = False, on_step=None,
+                  ranks: Ranks = ALONE) -> TrainResult:
+    """`settings.batch_size` is per rank: the global batch is batch_size x ranks."""
     runtime = runtime or Runtime()
     settings.check()
     target = _frozen_target(models, data)
@@ -66,6 +71,7 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
     check_drawer = SampleDrawer(data, settings.frames, settings.n_cond, 0.0, "validation")
     adapter = target.new_adapter(settings.rank, settings.seed, settings.train_lora).to(device)
     parameters = trainable_parameters(adapter, settings.train_lora)
+    step_module = ranks.wrap(AdapterStep(adapter, target, models), device)
     optimizer, scheduler = _optimizer(parameters, settings)
     rng = np.random.default_rng(settings.seed)
     identity_of_run = {"base_version": target.version, "base_hash": target.fingerprint(),
@@ -97,22 +103,22 @@ def train_adapter(data: TrainingData, models: TrainModels, settings: TrainSettin
     runtime.report_progress(step, settings.steps)
     with target.gradient_checkpointing(use_checkpointing), torch.inference_mode(False), torch.enable_grad():
         while step < settings.steps:
-            stop_if_interrupted(runtime, step, adapter_path, save)
-            terms = _one_step(target, models, adapter, train_drawer, rng, settings, parameters, optimizer,
-                              scheduler, lora_scale, device, autocast, step, adapter_path)
+            stop_if_interrupted(runtime, step, adapter_path, save, ranks)
+            terms = _one_step(target, models, step_module, train_drawer, rng, settings, parameters, optimizer,
+                              scheduler, lora_scale, device, autocast, step, adapter_path, ranks)
             step += 1
             terms.update(step=step, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
             history.append(terms)
             runtime.report_progress(step, settings.steps)
             if on_step:
                 on_step(step, settings.steps, terms)
-            if step % settings.validate_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.validate_every == 0 or step == settings.steps):
                 result, preview = _validate(target, models, adapter, check_drawer, settings, lora_scale, device,
-                                            autocast)
+                                            autocast, ranks.world)
                 validation.append(dict(result, step=step))
                 runtime.log("UnAvgLip: validation at step "
                             f"{step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                 adapter_path = save(step)
     adapter.eval().requires_grad_(False)
     return TrainResult(adapter, adapter_path, step, history, validation, preview, active)
@@ -132,15 +138,27 @@ def _active_losses(losses: LossModels, settings: TrainSettings, runtime: Runtime
     return active
 
 
-def stop_if_interrupted(runtime: Runtime, step: int, adapter_path: str | None, save) -> None:
-    """Raise the host's interrupt, after saving what was learnt since the last checkpoint."""
+class StoppedWithTheOtherRanks(UnAvgLipError):
+    """Another rank of the run was stopped, so this one stops at the same step."""
+
+
+def stop_if_interrupted(runtime: Runtime, step: int, adapter_path: str | None, save, ranks: Ranks = ALONE) -> None:
+    """Raise the host's interrupt, after saving what was learnt since the last checkpoint. With several ranks a stop
+    asked of any of them stops all at this same step, and rank 0 saves."""
     try:
         runtime.raise_if_interrupted()
-    except BaseException:
-        if step and (adapter_path is None or not adapter_path.endswith(f"_{step:06d}_steps.safetensors")):
-            path = save(step)
-            runtime.log(f"UnAvgLip: stopped at step {step}; saved {path}.")
-        raise
+        stop = None
+    except BaseException as error:
+        stop = error
+    if ranks.any(stop is not None) and stop is None:
+        stop = StoppedWithTheOtherRanks(f"Another rank of the run was stopped; this one stopped at step {step} too.")
+    if stop is None:
+        return
+    if ranks.main and step and (adapter_path is None or
+                                not adapter_path.endswith(f"_{step:06d}_steps.safetensors")):
+        path = save(step)
+        runtime.log(f"UnAvgLip: stopped at step {step}; saved {path}.")
+    raise stop
 
 
 def _frozen_target(models: TrainModels, data: TrainingData):
@@ -178,19 +196,37 @@ def _resume(out_dir, identity_of_run, adapter, optimizer, scheduler, rng, settin
     return int(state["step"]), state["history"], state["validation"], adapter_path
 
 
-def _one_step(target, models, adapter, drawer, rng, settings, parameters, optimizer, scheduler, lora_scale, device,
-              autocast, step, last_path) -> dict:
+class AdapterStep(torch.nn.Module):
+    """A training step's forward as a module owning the adapter, for DistributedDataParallel to average its
+    gradients; the frozen networks it runs are arguments, not parts of it (DDP would copy them to every rank)."""
+
+    def __init__(self, adapter: IdentityAdapter, target, models: TrainModels):
+        super().__init__()
+        self.adapter = adapter
+        self.frozen = (target, models)  # in a tuple: not registered as parts of this module
+
+    def forward(self, batch, device, autocast, weights) -> dict:
+        target, models = self.frozen
+        generated = target.predict(models.vae, self.adapter, batch, device, autocast,
+                                   decode=needs_pixels(models.losses, weights),
+                                   target_latents=bool(weights.l1_latent))
+        return step_losses(generated, batch, models.losses, weights)
+
+
+def _one_step(target, models, step_module, drawer, rng, settings, parameters, optimizer, scheduler, lora_scale,
+              device, autocast, step, last_path, ranks: Ranks) -> dict:
     sums = {}
+    adapter = step_module.module.adapter if ranks.spread else step_module.adapter
+    share = ranks.share(settings.batch_size * ranks.world)
     try:
-        for _ in range(settings.gradient_accumulation):
-            batch = drawer.draw(rng, settings.batch_size)
-            with target.adapted(adapter, lora_scale):  # through the backward: checkpointing recomputes in it
-                generated = target.predict(models.vae, adapter, batch, device, autocast,
-                                           decode=needs_pixels(models.losses, settings.weights),
-                                           target_latents=bool(settings.weights.l1_latent))
-                losses = step_losses(generated, batch, models.losses, settings.weights)
+        for micro in range(settings.gradient_accumulation):
+            batch = drawer.draw(rng, settings.batch_size * ranks.world, keep=share)
+            last = micro == settings.gradient_accumulation - 1
+            # adapted through the backward: gradient checkpointing recomputes in it
+            with target.adapted(adapter, lora_scale), ranks.accumulating(step_module, last):
+                losses = step_module(batch, device, autocast, settings.weights)
                 total = losses["total"]
-                if not torch.isfinite(total):
+                if ranks.any(not torch.isfinite(total)):
                     kept = (f"the last good checkpoint, {last_path}, is kept" if last_path
                             else "no checkpoint was made yet")
                     raise TrainingStopped(
@@ -212,7 +248,7 @@ def _one_step(target, models, adapter, drawer, rng, settings, parameters, optimi
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return sums
+    return ranks.mean(sums)
 
 
 def _terms_text(losses: dict) -> str:
@@ -220,12 +256,13 @@ def _terms_text(losses: dict) -> str:
 
 
 @torch.no_grad()
-def _validate(target, models, adapter, drawer, settings, lora_scale, device, autocast):
-    """Losses, SSIM of the lower half and identity similarity on the held-out frames (the same draws each time)."""
+def _validate(target, models, adapter, drawer, settings, lora_scale, device, autocast, ranks: int = 1):
+    """Losses, SSIM of the lower half and identity similarity on the held-out frames (the same draws each time, in
+    batches as large as the global batch)."""
     rng = np.random.default_rng(settings.seed + 1)
     sums, preview = {}, None
     for index in range(settings.validation_batches):
-        batch = drawer.draw(rng, settings.batch_size)
+        batch = drawer.draw(rng, settings.batch_size * ranks)
         generated = target.generate(models.vae, adapter, batch, lora_scale, device, autocast,
                                     target_latents=bool(settings.weights.l1_latent))
         terms = {name: float(value) for name, value in step_losses(generated, batch, models.losses,

@@ -68,20 +68,26 @@ class SampleDrawer:
                 "seconds or more with the face in view)."
             )
 
-    def draw(self, rng: np.random.Generator, batch_size: int) -> Batch:
-        items = [self._item(self.clips[int(rng.integers(len(self.clips)))], rng) for _ in range(batch_size)]
+    def draw(self, rng: np.random.Generator, batch_size: int, keep: slice = slice(None)) -> Batch:
+        """`batch_size` samples drawn with `rng`; only those of `keep` are read (a rank's share of a global batch:
+        every rank draws the same choices, each reads its own)."""
+        choices = [self._choose(self.clips[int(rng.integers(len(self.clips)))], rng) for _ in range(batch_size)]
+        items = [self._item(*chosen) for chosen in choices[keep]]
         return Batch(*(torch.stack([item[i] for item in items]) for i in range(8)))
 
-    def _item(self, clip: Clip, rng: np.random.Generator):
+    def _choose(self, clip: Clip, rng: np.random.Generator):
+        """Every random choice of a sample (clip, windows, embeddings): (clip, target, reference, embeddings)."""
         starts = self.starts[clip.name]
         target = int(starts[rng.integers(len(starts))])
         reference = far_reference(starts, target, rng)
+        return clip, target, reference, self._identity(clip, rng)
+
+    def _item(self, clip: Clip, target: int, reference: int, embeddings: torch.Tensor):
         window = list(range(target, target + self.frames))
         source_frames = [int(clip.frames[k]) for k in window]
         crops = lambda ks: torch.from_numpy(np.asarray(clip.crops[ks[0]:ks[-1] + 1])).float().div_(255)  # noqa: E731
         tokens = frame_features(self.features[clip.name], source_frames, clip.fps)
         mel = torch.from_numpy(np.array(mel_window(clip.mel, source_frames[0] / clip.fps))).unsqueeze(0)
-        embeddings = self._identity(clip, rng)
         landmarks = (torch.from_numpy(clip.landmarks[window]) if clip.landmarks is not None
                      else torch.full((self.frames, 68, 2), float("nan")))
         return (crops(window), crops(list(range(reference, reference + self.frames))), tokens, mel, embeddings,

@@ -40,14 +40,18 @@ class WindowDrawer:
             raise SettingError(f"No clip in {data.folder} has {frames} consecutive face frames in its {part} part; "
                                "prepare longer clips.")
 
-    def draw(self, rng: np.random.Generator, batch_size: int) -> GanBatch:
-        items = [self._item(self.clips[int(rng.integers(len(self.clips)))], rng) for _ in range(batch_size)]
+    def draw(self, rng: np.random.Generator, batch_size: int, keep: slice = slice(None)) -> GanBatch:
+        """`batch_size` windows drawn with `rng`; only those of `keep` are read (a rank's share)."""
+        choices = [self._choose(self.clips[int(rng.integers(len(self.clips)))], rng) for _ in range(batch_size)]
+        items = [self._item(*chosen) for chosen in choices[keep]]
         return GanBatch(*(torch.stack([item[i] for item in items]) for i in range(4)))
 
-    def _item(self, clip: Clip, rng: np.random.Generator):
+    def _choose(self, clip: Clip, rng: np.random.Generator):
         starts = self.starts[clip.name]
         target = int(starts[rng.integers(len(starts))])
-        reference = far_reference(starts, target, rng)
+        return clip, target, far_reference(starts, target, rng)
+
+    def _item(self, clip: Clip, target: int, reference: int):
         source_frames = [int(clip.frames[k]) for k in range(target, target + self.frames)]
         crops = lambda k: torch.from_numpy(np.asarray(clip.crops96[k:k + self.frames])).float().div_(255)  # noqa: E731
         frame_mels = torch.from_numpy(frame_mel_windows(np.asarray(clip.mel), source_frames, clip.fps)).unsqueeze(1)

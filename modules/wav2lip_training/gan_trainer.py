@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..distributed.ranks import ALONE, Ranks
 from ..errors import SettingError
 from ..runtime import Runtime
 from ..training.checkpoints import restore_random_state, resume_point, save_weights_and_state
@@ -79,7 +80,11 @@ class GanResult:
 
 
 def train_wav2lip(data: TrainingData, models: GanModels, settings: GanSettings, out_dir: str,
-                  runtime: Runtime | None = None, resume: bool = False, on_step=None) -> GanResult:
+                  runtime: Runtime | None = None, resume: bool = False, on_step=None,
+                  ranks: Ranks = ALONE) -> GanResult:
+    """`settings.batch_size` is per rank (under torchrun the global batch is batch_size x ranks). With several ranks
+    on GPUs the generator's BatchNorm layers compute their statistics over the global batch (SyncBatchNorm); on the
+    CPU (gloo) each rank's BatchNorm sees its own share."""
     runtime = runtime or Runtime()
     settings.check()
     device = runtime.device
@@ -88,6 +93,7 @@ def train_wav2lip(data: TrainingData, models: GanModels, settings: GanSettings, 
     discriminator = QualityDiscriminator(_width_divisor(generator)).to(device)
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=settings.learning_rate, betas=(0.5, 0.999))
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=settings.disc_learning_rate, betas=(0.5, 0.999))
+    networks = _spread(generator, discriminator, ranks, device)
     for network in (models.losses.sync_expert, models.losses.lpips):
         if network is not None:
             network.requires_grad_(False).eval().to(device)
@@ -120,9 +126,9 @@ def train_wav2lip(data: TrainingData, models: GanModels, settings: GanSettings, 
     runtime.report_progress(state["step"], settings.steps)
     with torch.inference_mode(False), torch.enable_grad():
         while state["step"] < settings.steps:
-            stop_if_interrupted(runtime, state["step"], state["path"], save)
-            terms = _one_step(generator, discriminator, g_optimizer, d_optimizer, models.losses, train_drawer, rng,
-                              settings, state, device)
+            stop_if_interrupted(runtime, state["step"], state["path"], save, ranks)
+            terms = _one_step(*networks, g_optimizer, d_optimizer, models.losses, train_drawer, rng, settings, state,
+                              device, ranks)
             state["step"] += 1
             step = state["step"]
             terms.update(step=step, seconds=time.perf_counter() - started)
@@ -130,12 +136,12 @@ def train_wav2lip(data: TrainingData, models: GanModels, settings: GanSettings, 
             runtime.report_progress(step, settings.steps)
             if on_step:
                 on_step(step, settings.steps, terms)
-            if step % settings.validate_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.validate_every == 0 or step == settings.steps):
                 result, preview = _validate(generator, models.losses, check_drawer, settings, device)
                 state["validation"].append(dict(result, step=step))
                 runtime.log(f"UnAvgLip: validation at step {step}: "
                             + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
+            if ranks.main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                 save(step)
     generator.eval().requires_grad_(False)
     return GanResult(generator, state["path"], state["step"], state["history"], state["validation"], preview,
@@ -158,14 +164,22 @@ def _width_divisor(generator: torch.nn.Module) -> int:
     return 16 // int(generator.face_encoder_blocks[0][0].conv_block[0].out_channels)
 
 
-def _one_step(generator, discriminator, g_optimizer, d_optimizer, losses, drawer, rng, settings, state,
-              device) -> dict:
-    batch = drawer.draw(rng, settings.batch_size)
+def _spread(generator, discriminator, ranks: Ranks, device) -> tuple:
+    """The generator and the critic as each step runs them: under DistributedDataParallel with several ranks."""
+    if ranks.spread and device.type == "cuda":
+        generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+    return ranks.wrap(generator, device), ranks.wrap(discriminator, device)
+
+
+def _one_step(generator, discriminator, g_optimizer, d_optimizer, losses, drawer, rng, settings, state, device,
+              ranks: Ranks = ALONE) -> dict:
+    global_batch = settings.batch_size * ranks.world
+    batch = drawer.draw(rng, global_batch, keep=ranks.share(global_batch))
     generated = generate(generator, batch, device)
     sync_on = settings.weights.sync_threshold <= 0 or (
         state["sync_average"] is not None and state["sync_average"] < settings.weights.sync_threshold)
     terms = generator_losses(generated, batch, losses, settings.weights, sync_on, discriminator)
-    if not torch.isfinite(terms["total"]):
+    if ranks.any(not torch.isfinite(terms["total"])):
         kept = f"the last checkpoint, {state['path']}, is kept" if state["path"] else "no checkpoint was made yet"
         raise TrainingStopped(f"The training loss became {float(terms['total'])} at step {state['step'] + 1}; "
                               f"stopped, {kept}. Lower the learning rate, then resume.")
@@ -176,11 +190,11 @@ def _one_step(generator, discriminator, g_optimizer, d_optimizer, losses, drawer
     terms["discriminator"] = discriminator_loss(discriminator, generated, batch)
     terms["discriminator"].backward()
     d_optimizer.step()
-    if "sync" in terms:
-        value = float(terms["sync"].detach())
-        previous = state["sync_average"]
+    record = ranks.mean({name: float(value.detach()) for name, value in terms.items()})
+    if "sync" in record:  # the mean over the ranks: every rank turns the sync loss on at the same step
+        value, previous = record["sync"], state["sync_average"]
         state["sync_average"] = value if previous is None else SYNC_AVERAGE * previous + (1 - SYNC_AVERAGE) * value
-    return {name: float(value.detach()) for name, value in terms.items()}
+    return record
 
 
 @torch.no_grad()
