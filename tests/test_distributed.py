@@ -18,6 +18,8 @@ import torch
 
 from modules.demo.random_models import tiny_vae, write_musetalk_unet
 from modules.identity.adapter_file import load_identity_adapter
+from modules.motion.motion_file import load_motion_model
+from motion_fixtures import write_motion_people
 from training_fixtures import write_people
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,8 +61,8 @@ def weights(path):
     return {name: value for name, value in adapter.state_dict().items()}
 
 
-def history(out):
-    state = torch.load(os.path.join(out, "unavglip_adapter_resume.state"), weights_only=True)
+def history(out, prefix="unavglip_adapter"):
+    state = torch.load(os.path.join(out, f"{prefix}_resume.state"), weights_only=True)
     return [entry["total"] for entry in state["history"]]
 
 
@@ -122,3 +124,24 @@ def test_a_crash_or_a_stop_on_one_rank_ends_all_without_a_half_written_checkpoin
         assert "Another rank of the run was stopped; this one stopped at step 3 too." in done.stderr
         assert "Training stopped (SIGINT)" in done.stderr
     load_identity_adapter(str(out / latest["adapter"]))  # complete: the loader reads it
+
+
+@pytest.mark.parametrize("model", ["style", "diffusion"])
+def test_the_motion_models_train_alike_on_two_ranks(tmp_path, model):
+    """StyleMotion (some windows leave the reference's layers without a gradient) and LandmarkDiffusion (its noise
+    and timesteps drawn for the global batch on every rank, each keeping its share)."""
+    data = write_motion_people(str(tmp_path / "data"), seconds=12.0).folder
+    outs = {}
+    for ranks, batch in ((1, 4), (2, 2)):
+        outs[ranks] = tmp_path / f"ranks{ranks}"
+        done = run(["train-motion", "--data", data, "--out", str(outs[ranks]), "--model", model, "--steps", "3",
+                    "--batch-size", str(batch), "--width", "16", "--layers", "1", "--reference-frames", "16",
+                    "--window", "16", "--sample-steps", "2", "--reference-dropout", "0.5", "--cpu"], ranks=ranks)
+        assert done.returncode == 0, done.stderr[-3000:]
+    prefix = {"style": "style_motion", "diffusion": "landmark_diffusion"}[model]
+    losses = [history(outs[ranks], prefix) for ranks in (1, 2)]
+    assert len(losses[1]) == 3 and max(abs(a - b) for a, b in zip(*losses)) < 1e-5
+    a, b = (load_motion_model(str(outs[ranks] / f"{prefix}_000003_steps.safetensors")).network.state_dict()
+            for ranks in (1, 2))
+    differences = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in a])
+    assert float((differences > 1e-5).float().mean()) < 0.01 and float(differences.max()) <= 2 * 5e-4 * 3 + 1e-6
