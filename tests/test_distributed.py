@@ -10,8 +10,6 @@ step."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,10 +18,9 @@ from modules.demo.random_models import tiny_vae, write_musetalk_unet
 from modules.identity.adapter_file import load_identity_adapter
 from modules.motion.motion_file import load_motion_model
 from motion_fixtures import write_motion_people
+from torchrun_fixtures import run
 from training_fixtures import write_people
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(ROOT, "tests", "distributed_worker.py")
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +40,6 @@ def train_args(setup, out, steps, batch, *extra):
             "--rank", "4",
             "--checkpoint-every", "2", "--validate-every", "100", "--w-perceptual", "0", "--w-sync", "0",
             "--w-identity", "0", "--cpu", *extra]
-
-
-def run(args, ranks=1, fail=None, timeout=600):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    env.pop("FAIL", None)
-    if fail:
-        env["FAIL"] = fail
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] \
-        if ranks > 1 else [sys.executable]
-    return subprocess.run([*launcher, WORKER, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def weights(path):

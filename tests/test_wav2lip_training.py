@@ -153,3 +153,18 @@ def test_train_wav2lip_command_fine_tunes_and_refuses_a_musetalk_start_or_a_miss
     assert main(common + ["--out", str(tmp_path / "c"), "--start", start, "--w-lpips", "0", "--steps", "1"]) == 2
     assert ("diffusion_pytorch_model.safetensors is a MuseTalk UNet; train-wav2lip (MuseTalk trains with "
             "train-adapter) takes Wav2Lip") in capsys.readouterr().err
+
+
+def test_train_wav2lip_runs_on_two_ranks_and_rank_0_alone_writes(data, tmp_path):
+    """Under torchrun (gloo): the GAN's generator and critic under DistributedDataParallel. Each rank's BatchNorm
+    sees its own share on the CPU (SyncBatchNorm needs GPUs), so this checks the run, not the equality of steps."""
+    from torchrun_fixtures import run
+
+    out = tmp_path / "run"
+    done = run(["train-wav2lip", "--data", data.folder, "--models-dir", str(tmp_path), "--out", str(out), "--model",
+                "attn_wav2lip", "--width-divisor", "4", "--steps", "2", "--batch-size", "1", "--w-lpips", "0",
+                "--checkpoint-every", "1", "--cpu"], ranks=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Training on 2 ranks (gloo)") == 1 and done.stdout.count("Trained 2 steps") == 1
+    assert load_lipsync_model(str(out / "attn_wav2lip_000002_steps.safetensors")).kind == "attn_wav2lip"
+    assert json.loads((out / "latest.json").read_text())["step"] == 2
