@@ -17,7 +17,7 @@ import torch
 from modules.demo.random_models import tiny_vae, write_musetalk_unet
 from modules.identity.adapter_file import load_identity_adapter
 from modules.motion.motion_file import load_motion_model
-from motion_fixtures import write_motion_people
+from motion_fixtures import write_motion_people, write_mouth_clips
 from torchrun_fixtures import run
 from training_fixtures import write_people
 
@@ -131,3 +131,21 @@ def test_the_motion_models_train_alike_on_two_ranks(tmp_path, model):
             for ranks in (1, 2))
     differences = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in a])
     assert float((differences > 1e-5).float().mean()) < 0.01 and float(differences.max()) <= 2 * 5e-4 * 3 + 1e-6
+
+
+def test_the_motion_adapter_trains_on_two_ranks(setup, tmp_path):
+    """train-adapter --kind motion: its pixel terms (means over the samples) of the first step are one process's;
+    its mouth term averages inside each rank's mouth boxes, so the ranks' mean of it is close, not equal."""
+    write_mouth_clips(str(tmp_path / "data"))
+    histories = []
+    for ranks, batch in ((1, 2), (2, 1)):
+        out = tmp_path / f"ranks{ranks}"
+        done = run(["train-adapter", "--kind", "motion", "--data", str(tmp_path / "data"), "--models-dir", setup[0],
+                    "--base", "v1.0", "--out", str(out), "--steps", "2", "--batch", str(batch), "--cpu"],
+                   ranks=ranks)
+        assert done.returncode == 0, done.stderr[-3000:]
+        histories.append(torch.load(out / "motion_adapter_resume.state", weights_only=True)["history"])
+    first = [history[0] for history in histories]
+    assert len(histories[1]) == 2
+    assert all(abs(first[0][name] - first[1][name]) < 1e-5 for name in ("l1_lower", "l1_full"))
+    assert abs(first[0]["mouth"] - first[1]["mouth"]) < 0.05 * first[0]["mouth"]
