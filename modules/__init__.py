@@ -32,5 +32,6 @@ LAYERS = (
     "families",  # lip-sync model families behind the seam: MuseTalk (with an identity), Wav2Lip, LPIPS-AttnWav2Lip
     "demo",  # the made-up clip and the random-weight model writers
     "commands",  # what the `unavglip` subcommands run (prepare-data, train-adapter)
+    "batch_dub",  # `dub-batch`: many videos, the models loaded once per worker (processes, GPUs, Ray actors)
     "cli",  # the `unavglip` command
 )

@@ -7,6 +7,9 @@
   unavglip dub --video V --audio A --out OUT.mp4 --models-dir DIR [--adapter FILE [--reference IMG ...]]
       Dubs a video with new speech, streaming frames so memory does not grow with the video's length.
       --check lists which model files are present and where missing ones go.
+  unavglip dub-batch FOLDER_OR_CSV [--out DIR] [--workers N | --ray-address auto|local|ray://HOST:PORT] [dub options]
+      Dubs many videos with the same options, each worker loading the models once (batch_dub/batch_run.py); a
+      rerun skips finished outputs; writes a summary CSV and exits 1 if any video failed.
   unavglip eval --video DUB --audio A [--original V] [--models-dir DIR] [--json J] [--plot P] [--report R]
       Scores a dub; --leakage (with --original and --models-dir) re-dubs the original with silent and mismatched
       speech to see whether the model copies its reference mouth (commands/leakage_commands.py).
@@ -28,27 +31,20 @@ import time
 import numpy as np
 import torch
 
-from .compile_mode import COMPILE_MODES
 from .evaluation.drift import DEFAULT_WINDOW_SECONDS
-from .video.overlap import OVERLAP_CHOICES
 from .errors import UnAvgLipError
-from .face.paste_back import MASKLESS_MODES, PARSING_MODES
 from .files.model_files import REQUIRED, describe_model_files, find_model_files
-from .identity.identity_embeddings import EMBEDDING_MODES, MODE_RAW
-from .lipsync.frame_timing import LENGTH_POLICIES, PAD_AUDIO
-from .precision import DTYPE_NAMES, compute_dtype
 from .commands.training_commands import add_training_commands
-from .commands.motion_commands import add_dub_motion_arguments, add_motion_commands, dub_motion
+from .commands.motion_commands import add_motion_commands
 from .commands.wav2lip_commands import add_wav2lip_commands
 from .commands.leakage_commands import add_leakage_arguments
+from .commands.batch_commands import add_batch_command
+from .commands.dub_options import add_dub_options, dub_settings
+from .commands.dub_models import check_dub_models, load_dub_models, pick_device, reference_images
 
 
 def peak_ram_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def pick_device(cpu_only: bool) -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() and not cpu_only else "cpu")
 
 
 def print_speed_table(report, total_seconds: float, device) -> None:
@@ -130,26 +126,18 @@ def run_dub(args) -> int:
     if args.check:
         print(describe_model_files(args.models_dir, found))
         return 0 if all(found[name] for name in REQUIRED) else 1
-    wav2lip = args.version == "wav2lip" or bool(args.model)  # no VAE, no Whisper (its own check names its file)
-    missing = [name for name in (("face analysis",) if wav2lip else REQUIRED) if not found[name]]
-    if missing:
-        raise UnAvgLipError(
-            f"Missing model files in {args.models_dir}: {', '.join(missing)}.\n"
-            + describe_model_files(args.models_dir, found)
-        )
+    check_dub_models(args, found)
     for name, value in (("--video", args.video), ("--audio", args.audio), ("--out", args.out)):
         if not value:
             raise UnAvgLipError(f"{name} is required (or use --check to list the model files).")
     from .audio.audio_file import load_audio_file
-    from .dub.dub_pipeline import DubSettings, dub_video
+    from .dub.dub_pipeline import dub_video
     from .runtime import Runtime
 
     device = pick_device(args.cpu)
     models = load_dub_models(found, args, device)
     samples, sample_rate = load_audio_file(args.audio)
-    settings = DubSettings(length_policy=args.length_policy, batch_size=args.batch_size,
-                           memory_budget_mb=args.memory_mb, paste_mode=args.paste_mode,
-                           overlap=OVERLAP_CHOICES[args.overlap])
+    settings = dub_settings(args)
     started = time.perf_counter()
     report = dub_video(args.video, samples, sample_rate, args.out, models, settings,
                        Runtime(device=device, report_progress=ProgressLine().update))
@@ -170,115 +158,13 @@ class ProgressLine:
         print(f"\r{self.label} {done}/{total} frames ({rate:.1f} frames/s)", end=end, file=sys.stderr, flush=True)
 
 
-def load_dub_models(found: dict, args, device):
-    from .audio.whisper_encoder import load_whisper_encoder
-    from .dub.dub_pipeline import DubModels
-    from .families.musetalk_family import MuseTalkFamily
-    from .musetalk.musetalk_unet import load_lipsync_unet
-    from .musetalk.vae_codec import DiffusersVAECodec, load_diffusers_vae
-
-    if args.version == "wav2lip" or args.model:
-        if args.motion_model:
-            raise UnAvgLipError("--motion-model drives MuseTalk's mouths through a motion adapter; Wav2Lip models "
-                                "take none. Dub with MuseTalk (--version v1.0 / v1.5) for lip motion.")
-        return _wav2lip_models(found, args, device)
-    unet_path = found["lipsync model"] if args.version == "auto" else found[f"MuseTalk {args.version}"]
-    if args.adapter and args.version == "auto" and found.get("MuseTalk v1.0"):
-        unet_path = found["MuseTalk v1.0"]  # the adapter was trained on v1.0
-    if unet_path is None:
-        raise UnAvgLipError(f"--version {args.version} asks for MuseTalk {args.version}, which is not in "
-                            f"{args.models_dir}.\n" + describe_model_files(args.models_dir, found))
-    base = load_lipsync_unet(unet_path, version=args.version)
-    dtype = compute_dtype(args.dtype, device)
-    base.unet.to(device, dtype)
-    vae = load_diffusers_vae(found["VAE"]).to(device, dtype)
-    face_parser = _face_parser(found, args, device)
-    analysis = _face_analysis(found, device)
-    family = MuseTalkFamily(base, DiffusersVAECodec(vae), load_whisper_encoder(found["audio encoder"]).to(device))
-    if args.adapter:
-        family.identity = load_identity(args, analysis, device, dtype)
-    family.motion = dub_motion(args, analysis, device)
-    family.compile(args.compile)
-    models = DubModels(family=family, face_analysis=analysis, face_parser=face_parser)
-    return models
+# ---- dub-batch ----
 
 
-def _face_parser(found: dict, args, device):
-    if args.paste_mode not in PARSING_MODES:
-        return None
-    from .face.face_parsing import load_face_parser
+def run_dub_batch(args) -> int:
+    from .batch_dub.batch_run import run_dub_batch as run
 
-    if not found["face parsing"]:
-        raise UnAvgLipError(f"--paste-mode {args.paste_mode} needs face_parsing/79999_iter.pth in {args.models_dir}.")
-    return load_face_parser(found["face parsing"]).to(device)
-
-
-def _face_analysis(found: dict, device):
-    from .face.face_analysis import load_face_analysis
-
-    insightface_root = os.path.dirname(os.path.dirname(found["face analysis"]))
-    return load_face_analysis(insightface_root, os.path.basename(found["face analysis"]),
-                              "CUDA" if device.type == "cuda" else "CPU")
-
-
-def _wav2lip_models(found: dict, args, device):
-    """Wav2Lip or LPIPS-AttnWav2Lip: no VAE, no Whisper; the generator in the --dtype asked for."""
-    from .dub.dub_pipeline import DubModels
-    from .families.lipsync_model_file import load_wav2lip_family_file
-    from .families.wav2lip_family import Wav2LipFamily
-
-    path = args.model or found["Wav2Lip"]
-    if path is None:
-        raise UnAvgLipError(f"--version wav2lip needs lipsync/wav2lip_gan.pth in {args.models_dir}.\n"
-                            + describe_model_files(args.models_dir, found))
-    if args.adapter:
-        raise UnAvgLipError("Identity adapters work with MuseTalk; drop --adapter or use --version v1.0 / v1.5.")
-    generator = load_wav2lip_family_file(path, "dub --model")
-    generator.network.to(device, compute_dtype(args.dtype, device))
-    family = Wav2LipFamily(generator)
-    family.compile(args.compile)
-    return DubModels(family=family, face_analysis=_face_analysis(found, device), face_parser=_face_parser(found, args,
-                                                                                                        device))
-
-
-def load_identity(args, analysis, device, dtype):
-    from .identity.adapter_file import load_identity_adapter
-    from .identity.identity_embeddings import combine, embeddings_from_images, evenly_spaced, read_embedding_file
-    from .identity.identity_patch import IdentityPatch
-
-    adapter = load_identity_adapter(args.adapter).to(device, dtype)
-    if args.identity_file:
-        embeddings = read_embedding_file(args.identity_file)
-    else:
-        images = reference_images(args.reference) if args.reference else video_frames(args.video, args.max_references)
-        chosen = [images[i] for i in evenly_spaced(len(images), args.max_references)]
-        embeddings = embeddings_from_images(analysis, chosen)
-    tokens = adapter.identity_tokens(combine(embeddings, args.embedding_mode))
-    return IdentityPatch(adapter, tokens, args.strength, args.lora_strength)
-
-
-def reference_images(paths: list[str]) -> list[np.ndarray]:
-    """RGB float 0..1 [H, W, 3] per photo, each at its own size (no stretching before ArcFace)."""
-    import cv2
-
-    images = []
-    for path in paths:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise UnAvgLipError(f"Cannot read the reference image {path}; give a .png or .jpg photo of the person.")
-        images.append(image[:, :, ::-1].astype(np.float32) / 255)
-    return images
-
-
-def video_frames(path: str, count: int) -> list[np.ndarray]:
-    """`count` frames spread over the video (the authors' default identity source is the video itself)."""
-    from .identity.identity_embeddings import evenly_spaced
-    from .video.video_io import iter_frame_chunks, probe_video
-
-    info = probe_video(path)
-    # One frame per reading: each reading seeks to its frame and stops there, so nothing else is held.
-    return [next(iter_frame_chunks(info, 1, start_frame=index))[0].astype(np.float32) / 255
-            for index in evenly_spaced(info.frame_count, count)]
+    return run(args)
 
 
 # ---- eval ----
@@ -442,33 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--video")
     dub.add_argument("--audio", help="the new speech: any audio file, or a video whose sound is used")
     dub.add_argument("--out", help="the .mp4 to write")
-    dub.add_argument("--models-dir", required=True, help="a ComfyUI models folder (see --check)")
+    add_dub_options(dub)  # commands/dub_options.py: shared with dub-batch
     dub.add_argument("--check", action="store_true", help="list the model files found and missing, then stop")
-    dub.add_argument("--version", default="auto", choices=["auto", "v1.0", "v1.5", "wav2lip"],
-                     help="the lip-sync model: MuseTalk (auto: v1.5 first) or lipsync/wav2lip_gan.pth")
-    dub.add_argument("--model", help="a lip-sync model file to use instead (e.g. a trained LPIPS-AttnWav2Lip)")
-    add_dub_motion_arguments(dub)
-    dub.add_argument("--length-policy", default=PAD_AUDIO, choices=LENGTH_POLICIES)
-    dub.add_argument("--paste-mode", default="lower_face", choices=MASKLESS_MODES)
-    dub.add_argument("--batch-size", type=int, default=8)
-    dub.add_argument("--memory-mb", type=int, default=1024, help="memory for decoded frames in flight")
-    dub.add_argument("--adapter", help="an UnAvgLip identity adapter file")
-    dub.add_argument("--reference", action="append", help="a photo of the person (repeatable); default: 4 frames "
-                     "of the video")
-    dub.add_argument("--identity-file", help="saved embeddings [n, 512] (.npy or .safetensors)")
-    dub.add_argument("--embedding-mode", default=MODE_RAW, choices=EMBEDDING_MODES)
-    dub.add_argument("--max-references", type=int, default=4)
-    dub.add_argument("--strength", type=float, default=0.5, help="lambda of ID-CrossAttn")
-    dub.add_argument("--lora-strength", type=float, default=1.0)
-    dub.add_argument("--cpu", action="store_true")
-    dub.add_argument("--dtype", default="auto", choices=DTYPE_NAMES,
-                     help="what the UNet and VAE compute in; auto: fp16 on CUDA, fp32 on the CPU")
-    dub.add_argument("--compile", default="off", choices=COMPILE_MODES,
-                     help="torch.compile the UNet and VAE (a minute or more at the start; runs uncompiled if the "
-                          "compiler fails); reduce-overhead adds CUDA graphs")
-    dub.add_argument("--overlap", default="auto", choices=list(OVERLAP_CHOICES),
-                     help="decode and encode the video in background threads beside the model; auto: when the "
-                          "model is on a GPU (face tracking always reads ahead unless off)")
+    add_batch_command(commands)  # commands/batch_commands.py; run by batch_dub/batch_run.py
 
     evaluate = commands.add_parser("eval", help="score a dub: lip sync (LSE-C/D), identity, SSIM/PSNR, mouth "
                                                 "motion (streams the video)")
@@ -508,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runners = {"demo": run_demo, "dub": run_dub, "eval": run_eval, "check": run_check, "convert-adapter": run_convert,
-               **parser.training_runners}
+    runners = {"demo": run_demo, "dub": run_dub, "dub-batch": run_dub_batch, "eval": run_eval, "check": run_check,
+               "convert-adapter": run_convert, **parser.training_runners}
     try:
         return runners[args.command](args)
     except UnAvgLipError as error:

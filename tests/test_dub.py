@@ -218,7 +218,7 @@ def test_the_file_is_probed_once_for_all_its_readings(tmp_path, monkeypatch):
 
 
 def test_identity_frames_from_the_video_itself(tmp_path):
-    from modules.cli import video_frames
+    from modules.commands.dub_models import video_frames
 
     levels = (np.arange(20) * 10 + 8).astype(np.uint8)
     video = write_video(tmp_path / "grey20.mp4", np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]))

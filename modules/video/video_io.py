@@ -135,6 +135,12 @@ def read_all_frames(path) -> np.ndarray:
     return np.concatenate(list(iter_frame_chunks(path, 1 << 30)))
 
 
+def partial_path(path) -> str:
+    """Where `Mp4Writer` writes `path` until it is complete: `.<name>.partial.mp4` beside it."""
+    folder, name = os.path.split(os.fspath(path))
+    return os.path.join(folder, f".{os.path.splitext(name)[0]}.partial.mp4")
+
+
 class Mp4Writer:
     """Context manager that encodes RGB chunks to H.264 (crf, yuv420p) + AAC as they arrive.
 
@@ -159,8 +165,7 @@ class Mp4Writer:
             log(f"{os.path.basename(self.path)}: frames are {width}x{height}, but H.264 needs even sizes, so the "
                 f"video is written at {even[0]}x{even[1]} by repeating the last column/row; nothing is cut.")
         self._audio, self._audio_rate = _prepare_audio(audio, sample_rate, self.path)
-        folder, name = os.path.split(self.path)
-        self._partial = os.path.join(folder, f".{os.path.splitext(name)[0]}.partial.mp4")
+        self._partial = partial_path(self.path)
         self.frames_written = 0
         self._container = None
 

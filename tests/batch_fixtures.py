@@ -1,0 +1,15 @@
+"""A stand-in dub-batch worker for tests/test_dub_batch.py, importable by name in the pool's spawned processes:
+it dubs nothing, and its process dies (as one killed for memory would) on a video named die.mp4."""
+
+import os
+
+
+class DyingWorker:
+    def __init__(self, options, device=None, threads=None):
+        self.options = options
+
+    def run(self, job, report_progress=None):
+        if os.path.basename(job["video"]) == "die.mp4":
+            os._exit(3)
+        return {"index": job["index"], "status": "done", "frames": 1, "seconds": 0.0, "reason": "", "notes": [],
+                "pid": os.getpid()}
