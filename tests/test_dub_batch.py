@@ -174,6 +174,29 @@ def test_a_worker_process_that_dies_fails_only_its_video():
     assert all(status[k] == ("done", "") for k in (0, 2, 3))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed: the replacement of a "
+                    "Ray actor that dies is not tested")
+def test_a_ray_actor_that_dies_fails_only_its_video_and_is_replaced(monkeypatch):
+    from batch_fixtures import DyingWorker
+    from modules.batch_dub.ray_pool import DIED, run_on_ray
+
+    # Ray's worker processes inherit the environment of the Ray started here: they import the stand-in from tests/
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [os.path.join(ROOT, "tests"), ROOT,
+                                                                   os.environ.get("PYTHONPATH")])))
+    names = ["die.mp4", "a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4"]
+    jobs = [{"index": k, "video": f"/videos/{name}"} for k, name in enumerate(names)]
+    results, said = [], []
+    # a video takes the survivor 0.7 s, so Ray reports the death (well under a second) while videos are left
+    run_on_ray(jobs, {"cpu": True, "seconds": 0.7}, "local", 2, results.append, log=said.append, worker_class=DyingWorker)
+    status = {result["index"]: result for result in results}
+    assert sorted(status) == list(range(6)) and status[0]["status"] == "failed"
+    assert status[0]["reason"].startswith(DIED)
+    assert all(status[k]["status"] == "done" for k in range(1, 6))
+    # the survivor and the actor started in place of the dead one (which dubbed only die.mp4) shared the rest
+    assert len({status[k]["pid"] for k in range(1, 6)}) == 2
+    assert said == ["dub-batch: 2 Ray actors, each on one CPU"]
+
+
 def test_bad_input_is_refused_before_any_work(tmp_path, models_dir, capsys, monkeypatch):
     video, audio = write_clip(tmp_path, "a", 6)
     out = tmp_path / "out"

@@ -17,7 +17,9 @@ RAY_MISSING = ('--ray-address needs Ray, which is not installed: pip install "co
 DIED = "its Ray worker died while dubbing it (killed, e.g. for lack of memory, or its node was lost)"
 
 
-def run_on_ray(jobs: list[dict], options: dict, address: str, workers: int, on_result, log=print) -> None:
+def run_on_ray(jobs: list[dict], options: dict, address: str, workers: int, on_result, log=print,
+               worker_class=DubWorker) -> None:
+    """Each actor is a `worker_class(options, device, threads)` (a DubWorker; the tests give one that dies)."""
     try:
         import ray
         from ray.util import ActorPool
@@ -33,7 +35,7 @@ def run_on_ray(jobs: list[dict], options: dict, address: str, workers: int, on_r
         count = min(gpus or workers, len(jobs))
         resources, device = ({"num_gpus": 1}, "cuda") if gpus else ({"num_cpus": 1}, "cpu")
         log(f"dub-batch: {count} Ray actor{'s' if count > 1 else ''}, each on one {'GPU' if gpus else 'CPU'}")
-        actor_class = ray.remote(**resources)(DubWorker)
+        actor_class = ray.remote(**resources)(worker_class)
 
         def start():  # one CPU each: one torch thread, as Ray's OMP_NUM_THREADS says
             return actor_class.remote(options, device, None if gpus else 1)
